@@ -1,0 +1,697 @@
+//! Hyperplane arrangements of a three-layer parallel network (Appendix A.8,
+//! A.10): for each first-layer neuron a ReLU mask `D1_j`, a sign pattern
+//! `I ∈ {±1}^{m1}` of the second-layer weights, and a second-layer mask `D2`.
+//!
+//! A [`Triple`] is stored canonically: neurons sorted by `(D1_j, I_j)` (triples
+//! that differ by a permutation of the m1 neurons describe the same set of
+//! functions), and `D2_ii = 0` on *dead* rows where every neuron's `D1_j` is
+//! zero (the second-layer pre-activation is identically zero there, so both
+//! choices give the same constraint set and the same block of X̃).
+
+use std::collections::BTreeSet;
+
+use ndarray::{Array2, ArrayView2};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use crate::CoreError;
+use crate::lp::strictly_feasible;
+
+/// A subset of the samples `{i : D_ii = 1}` of a diagonal 0/1 matrix `D`, as a bitset.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mask {
+    words: Box<[u64]>,
+}
+
+impl Mask {
+    /// The empty mask over `n` samples.
+    pub fn zeros(n: usize) -> Self {
+        Self {
+            words: vec![0; n.div_ceil(64)].into_boxed_slice(),
+        }
+    }
+
+    /// The mask `{i : keep[i]}`.
+    pub fn from_bools(keep: impl IntoIterator<Item = bool>, n: usize) -> Self {
+        let mut mask = Self::zeros(n);
+        for (i, b) in keep.into_iter().enumerate().take(n) {
+            if b {
+                mask.insert(i);
+            }
+        }
+        mask
+    }
+
+    /// Whether sample `i` is in the set (`D_ii = 1`).
+    pub fn contains(&self, i: usize) -> bool {
+        self.words[i / 64] >> (i % 64) & 1 == 1
+    }
+
+    /// Adds sample `i`.
+    pub fn insert(&mut self, i: usize) {
+        self.words[i / 64] |= 1 << (i % 64);
+    }
+
+    /// Removes sample `i`.
+    pub fn remove(&mut self, i: usize) {
+        self.words[i / 64] &= !(1 << (i % 64));
+    }
+
+    /// Number of samples in the set.
+    pub fn count(&self) -> usize {
+        self.words.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// The 64-bit words, little-endian bit order.
+    pub fn words(&self) -> &[u64] {
+        &self.words
+    }
+}
+
+/// One first-layer neuron of a triple: its ReLU mask `D1_j` and the sign `I_j`
+/// of its second-layer weight (`true` for +1).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NeuronPattern {
+    /// `D1_j`.
+    pub d1: Mask,
+    /// `I_j = +1` when true, `−1` when false.
+    pub positive: bool,
+}
+
+impl NeuronPattern {
+    /// `I_j` as ±1.
+    pub fn sign(&self) -> f64 {
+        if self.positive { 1.0 } else { -1.0 }
+    }
+}
+
+/// A triple `(D1_1..D1_m1, I, D2)` in canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Triple {
+    neurons: Box<[NeuronPattern]>,
+    d2: Mask,
+}
+
+impl Triple {
+    /// Canonicalizes: sorts the neurons and clears `D2` on dead rows.
+    pub fn new(mut neurons: Vec<NeuronPattern>, mut d2: Mask, n: usize) -> Self {
+        neurons.sort();
+        for i in 0..n {
+            if !neurons.iter().any(|p| p.d1.contains(i)) {
+                d2.remove(i);
+            }
+        }
+        Self {
+            neurons: neurons.into_boxed_slice(),
+            d2,
+        }
+    }
+
+    /// The m1 neuron patterns, sorted.
+    pub fn neurons(&self) -> &[NeuronPattern] {
+        &self.neurons
+    }
+
+    /// `D2`.
+    pub fn d2(&self) -> &Mask {
+        &self.d2
+    }
+
+    /// Whether row `i` is dead (every `D1_j` is zero there).
+    pub fn is_dead_row(&self, i: usize) -> bool {
+        !self.neurons.iter().any(|p| p.d1.contains(i))
+    }
+}
+
+/// How an arrangement set was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrangementMode {
+    /// Every realizable triple (full-dimensional cone), enumerated exactly.
+    Exact,
+    /// Triples read off randomly drawn Gaussian networks.
+    Sampled,
+}
+
+/// A validated, sorted, duplicate-free set of triples for data with `n` samples
+/// and networks with `m1` first-layer neurons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrangementSet {
+    n: usize,
+    m1: usize,
+    mode: ArrangementMode,
+    triples: Vec<Triple>,
+}
+
+/// Upper limit on the number of neuron-pattern groups exact enumeration will visit.
+pub const MAX_EXACT_GROUPS: u128 = 20_000_000;
+
+const MAGIC: &[u8; 8] = b"PRARRSET";
+const FORMAT_VERSION: u32 = 1;
+
+impl ArrangementSet {
+    /// Samples with `n`, `m1`, the given mode and the triples; sorts and deduplicates.
+    pub fn from_triples(
+        n: usize,
+        m1: usize,
+        mode: ArrangementMode,
+        triples: impl IntoIterator<Item = Triple>,
+    ) -> Result<Self, CoreError> {
+        let set: BTreeSet<Triple> = triples.into_iter().collect();
+        for t in &set {
+            if t.neurons.len() != m1 || t.d2.words.len() != n.div_ceil(64) {
+                return Err(CoreError::Arrangement(format!(
+                    "triple does not match n = {n}, m1 = {m1}"
+                )));
+            }
+        }
+        Ok(Self {
+            n,
+            m1,
+            mode,
+            triples: set.into_iter().collect(),
+        })
+    }
+
+    /// Number of samples n.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+    /// First-layer width m1.
+    pub fn m1(&self) -> usize {
+        self.m1
+    }
+    /// Exact or sampled.
+    pub fn mode(&self) -> ArrangementMode {
+        self.mode
+    }
+    /// Number of triples P.
+    pub fn len(&self) -> usize {
+        self.triples.len()
+    }
+    /// Whether there are no triples.
+    pub fn is_empty(&self) -> bool {
+        self.triples.is_empty()
+    }
+    /// The triples, in canonical order.
+    pub fn triples(&self) -> &[Triple] {
+        &self.triples
+    }
+
+    /// Reads the triples of `draws` random networks with i.i.d. standard normal
+    /// `W1 ∈ R^{d×m1}` and `w2 ∈ R^{m1}` (the sampling of Remark 3.3 of [29]):
+    /// `D1_j = 1[X w1j > 0]`, `I_j = sign(w2j)`, `D2 = 1[Σ_j w2j (X w1j)+ > 0]`.
+    pub fn sample<R: Rng + ?Sized>(
+        x: ArrayView2<f64>,
+        m1: usize,
+        draws: usize,
+        rng: &mut R,
+    ) -> Result<Self, CoreError> {
+        check_dims(x, m1)?;
+        let (n, d) = x.dim();
+        let mut triples = BTreeSet::new();
+        let mut w1 = Array2::<f64>::zeros((d, m1));
+        let mut w2 = vec![0.0; m1];
+        for _ in 0..draws {
+            w1.mapv_inplace(|_| StandardNormal.sample(&mut *rng));
+            for v in &mut w2 {
+                *v = StandardNormal.sample(&mut *rng);
+            }
+            let pre1 = x.dot(&w1);
+            let mut pre2 = vec![0.0; n];
+            let neurons: Vec<NeuronPattern> = (0..m1)
+                .map(|j| {
+                    let col = pre1.column(j);
+                    for (i, v) in col.iter().enumerate() {
+                        pre2[i] += w2[j] * v.max(0.0);
+                    }
+                    NeuronPattern {
+                        d1: Mask::from_bools(col.iter().map(|v| *v > 0.0), n),
+                        positive: w2[j] > 0.0,
+                    }
+                })
+                .collect();
+            let d2 = Mask::from_bools(pre2.iter().map(|v| *v > 0.0), n);
+            triples.insert(Triple::new(neurons, d2, n));
+        }
+        Self::from_triples(n, m1, ArrangementMode::Sampled, triples)
+    }
+
+    /// Enumerates every triple whose constraint cone (Theorem 1's `C_il^s`) has a
+    /// non-empty interior: first the regions of the arrangement `{x_iᵀw = 0}`,
+    /// then, for every multiset of m1 (region, sign) pairs, the sign patterns of
+    /// the second-layer pre-activations `Σ_j I_j D1_j X w_j` over the open cone,
+    /// by a depth-first search whose every branch is decided by an exact
+    /// strict-feasibility LP (Gordan's theorem) or by a verified witness.
+    ///
+    /// Cones with empty interior add nothing: their points lie in the closure of
+    /// full-dimensional cones on which the network is the same linear map.
+    pub fn enumerate_exact(x: ArrayView2<f64>, m1: usize) -> Result<Self, CoreError> {
+        check_dims(x, m1)?;
+        let (n, d) = x.dim();
+        let regions = first_layer_patterns(x);
+        let pairs: Vec<NeuronPattern> = regions
+            .iter()
+            .flat_map(|mask| {
+                [false, true].map(|positive| NeuronPattern {
+                    d1: mask.clone(),
+                    positive,
+                })
+            })
+            .collect();
+        let groups = multiset_count(pairs.len(), m1);
+        if groups > MAX_EXACT_GROUPS {
+            return Err(CoreError::Arrangement(format!(
+                "exact enumeration would visit {groups} neuron-pattern groups \
+                 ({} first-layer regions, m1 = {m1}); the limit is {MAX_EXACT_GROUPS}: \
+                 use sampled arrangements",
+                regions.len()
+            )));
+        }
+        let groups = multisets(pairs.len(), m1);
+        let live: Vec<bool> = x
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().any(|v| *v != 0.0))
+            .collect();
+        let per_group: Vec<Vec<Triple>> = groups
+            .par_iter()
+            .map(|group| {
+                let neurons: Vec<NeuronPattern> = group.iter().map(|&p| pairs[p].clone()).collect();
+                second_layer_triples(x, &live, neurons, n, d)
+            })
+            .collect();
+        Self::from_triples(
+            n,
+            m1,
+            ArrangementMode::Exact,
+            per_group.into_iter().flatten(),
+        )
+    }
+
+    /// The triples at `indices`, as a set of the same mode.
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        Self {
+            n: self.n,
+            m1: self.m1,
+            mode: self.mode,
+            triples: indices.iter().map(|&i| self.triples[i].clone()).collect(),
+        }
+    }
+
+    /// Stable binary serialization (little-endian): magic, format version, n, m1,
+    /// mode, count, then per triple the D1 words of each neuron, the sign bits,
+    /// and the D2 words.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        for v in [
+            self.n as u64,
+            self.m1 as u64,
+            self.mode as u64,
+            self.triples.len() as u64,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for t in &self.triples {
+            for p in t.neurons.iter() {
+                for w in p.d1.words.iter() {
+                    out.extend_from_slice(&w.to_le_bytes());
+                }
+            }
+            let signs = Mask::from_bools(t.neurons.iter().map(|p| p.positive), self.m1);
+            for w in signs.words.iter().chain(t.d2.words.iter()) {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    /// Parses [`ArrangementSet::to_bytes`] output, validating everything: never
+    /// panics on corrupt input.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CoreError> {
+        let bad = |why: &str| CoreError::Arrangement(format!("corrupt arrangement set: {why}"));
+        let mut reader = WordReader { bytes, pos: 0 };
+        if reader.take(8).ok_or_else(|| bad("truncated header"))? != MAGIC {
+            return Err(bad("wrong magic"));
+        }
+        let version = reader.take(4).ok_or_else(|| bad("truncated header"))?;
+        if u32::from_le_bytes([version[0], version[1], version[2], version[3]]) != FORMAT_VERSION {
+            return Err(bad("unsupported format version"));
+        }
+        let mut header = [0u64; 4];
+        for h in &mut header {
+            *h = reader.word().ok_or_else(|| bad("truncated header"))?;
+        }
+        let [n, m1, mode, count] = header;
+        let (n, m1) = (
+            usize::try_from(n).map_err(|_| bad("n"))?,
+            usize::try_from(m1).map_err(|_| bad("m1"))?,
+        );
+        let mode = match mode {
+            0 => ArrangementMode::Exact,
+            1 => ArrangementMode::Sampled,
+            _ => return Err(bad("unknown mode")),
+        };
+        let words_n = n.div_ceil(64);
+        let per_triple = (m1 * words_n + m1.div_ceil(64) + words_n) * 8;
+        let expected = usize::try_from(count)
+            .ok()
+            .and_then(|c| c.checked_mul(per_triple))
+            .ok_or_else(|| bad("count overflows"))?;
+        if bytes.len() - reader.pos != expected {
+            return Err(bad("length does not match the header"));
+        }
+        let mut triples = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let mut masks = Vec::with_capacity(m1);
+            for _ in 0..m1 {
+                masks.push(reader.mask(n).ok_or_else(|| bad("mask bits beyond n"))?);
+            }
+            let signs = reader.mask(m1).ok_or_else(|| bad("sign bits beyond m1"))?;
+            let d2 = reader.mask(n).ok_or_else(|| bad("mask bits beyond n"))?;
+            let neurons: Vec<NeuronPattern> = masks
+                .into_iter()
+                .enumerate()
+                .map(|(j, d1)| NeuronPattern {
+                    d1,
+                    positive: signs.contains(j),
+                })
+                .collect();
+            let triple = Triple {
+                neurons: neurons.into_boxed_slice(),
+                d2,
+            };
+            if Triple::new(triple.neurons.to_vec(), triple.d2.clone(), n) != triple {
+                return Err(bad("triple not in canonical form"));
+            }
+            triples.push(triple);
+        }
+        if triples.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(bad("triples not sorted and unique"));
+        }
+        Ok(Self {
+            n,
+            m1,
+            mode,
+            triples,
+        })
+    }
+}
+
+struct WordReader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl WordReader<'_> {
+    fn take(&mut self, len: usize) -> Option<&[u8]> {
+        let slice = self.bytes.get(self.pos..self.pos.checked_add(len)?)?;
+        self.pos += len;
+        Some(slice)
+    }
+    fn word(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        let mut arr = [0u8; 8];
+        arr.copy_from_slice(b);
+        Some(u64::from_le_bytes(arr))
+    }
+    /// A mask over `bits` bits; `None` if truncated or a bit beyond `bits` is set.
+    fn mask(&mut self, bits: usize) -> Option<Mask> {
+        let words: Vec<u64> = (0..bits.div_ceil(64))
+            .map(|_| self.word())
+            .collect::<Option<_>>()?;
+        if bits % 64 != 0 && words.last().is_some_and(|w| w >> (bits % 64) != 0) {
+            return None;
+        }
+        Some(Mask {
+            words: words.into_boxed_slice(),
+        })
+    }
+}
+
+fn check_dims(x: ArrayView2<f64>, m1: usize) -> Result<(), CoreError> {
+    if m1 == 0 {
+        return Err(CoreError::Arrangement("m1 must be at least 1".into()));
+    }
+    if x.nrows() == 0 || x.ncols() == 0 {
+        return Err(CoreError::Arrangement(format!(
+            "data must have at least one sample and one feature, got {} × {}",
+            x.nrows(),
+            x.ncols()
+        )));
+    }
+    if x.iter().any(|v| !v.is_finite()) {
+        return Err(CoreError::Arrangement(
+            "data contains NaN or infinite values".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The masks `1[X w > 0]` of every open region of the arrangement `{x_iᵀw = 0}`
+/// (zero rows of X are never active), in canonical order.
+pub fn first_layer_patterns(x: ArrayView2<f64>) -> Vec<Mask> {
+    let (n, d) = x.dim();
+    let live_rows: Vec<usize> = (0..n)
+        .filter(|&i| x.row(i).iter().any(|v| *v != 0.0))
+        .collect();
+    let candidates: Vec<Vec<f64>> = live_rows.iter().map(|&i| x.row(i).to_vec()).collect();
+    let mut masks: Vec<Mask> = sign_cells(&[], &candidates, d)
+        .into_iter()
+        .map(|signs| {
+            let mut mask = Mask::zeros(n);
+            for (k, &i) in live_rows.iter().enumerate() {
+                if signs[k] {
+                    mask.insert(i);
+                }
+            }
+            mask
+        })
+        .collect();
+    masks.sort();
+    masks
+}
+
+/// All triples with the given (sorted) neurons: the realizable `D2` patterns.
+fn second_layer_triples(
+    x: ArrayView2<f64>,
+    live: &[bool],
+    neurons: Vec<NeuronPattern>,
+    n: usize,
+    d: usize,
+) -> Vec<Triple> {
+    let dim = d * neurons.len();
+    // Open first-layer cone: (2 D1_j − I) X w_j > 0 on live rows.
+    let mut base = Vec::new();
+    for (j, p) in neurons.iter().enumerate() {
+        for i in (0..n).filter(|&i| live[i]) {
+            let s = if p.d1.contains(i) { 1.0 } else { -1.0 };
+            let mut row = vec![0.0; dim];
+            for a in 0..d {
+                row[j * d + a] = s * x[[i, a]];
+            }
+            base.extend(row);
+        }
+    }
+    // Second-layer pre-activations u_i = Σ_j I_j D1_j(i) x_iᵀ w_j on non-dead rows.
+    let rows: Vec<usize> = (0..n)
+        .filter(|&i| live[i] && neurons.iter().any(|p| p.d1.contains(i)))
+        .collect();
+    let candidates: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|&i| {
+            let mut row = vec![0.0; dim];
+            for (j, p) in neurons.iter().enumerate() {
+                if p.d1.contains(i) {
+                    for a in 0..d {
+                        row[j * d + a] = p.sign() * x[[i, a]];
+                    }
+                }
+            }
+            row
+        })
+        .collect();
+    sign_cells(&base, &candidates, dim)
+        .into_iter()
+        .map(|signs| {
+            let mut d2 = Mask::zeros(n);
+            for (k, &i) in rows.iter().enumerate() {
+                if signs[k] {
+                    d2.insert(i);
+                }
+            }
+            Triple::new(neurons.clone(), d2, n)
+        })
+        .collect()
+}
+
+/// Every sign vector `s` such that `{w : B w > 0, s_k c_kᵀ w > 0 ∀k}` is non-empty,
+/// where `B` (`base`, row-major) and the `candidates` `c_k` live in `R^dim`.
+fn sign_cells(base: &[f64], candidates: &[Vec<f64>], dim: usize) -> Vec<Vec<bool>> {
+    let mut out = Vec::new();
+    let Some(witness) = strictly_feasible(base, dim) else {
+        return out;
+    };
+    let mut rows = base.to_vec();
+    let mut signs = Vec::with_capacity(candidates.len());
+    descend(&mut rows, candidates, dim, &witness, &mut signs, &mut out);
+    out
+}
+
+fn descend(
+    rows: &mut Vec<f64>,
+    candidates: &[Vec<f64>],
+    dim: usize,
+    witness: &[f64],
+    signs: &mut Vec<bool>,
+    out: &mut Vec<Vec<bool>>,
+) {
+    let depth = signs.len();
+    if depth == candidates.len() {
+        out.push(signs.clone());
+        return;
+    }
+    let c = &candidates[depth];
+    let value: f64 = c.iter().zip(witness).map(|(a, b)| a * b).sum();
+    let scale: f64 = c.iter().map(|a| a.abs()).sum::<f64>()
+        * witness.iter().map(|b| b.abs()).fold(0.0, f64::max);
+    let witnessed = (value.abs() > 1e-12 * scale).then_some(value > 0.0);
+    for positive in [false, true] {
+        let s = if positive { 1.0 } else { -1.0 };
+        rows.extend(c.iter().map(|v| s * v));
+        let child_witness = if witnessed == Some(positive) {
+            Some(witness.to_vec())
+        } else {
+            strictly_feasible(rows, dim)
+        };
+        if let Some(w) = child_witness {
+            signs.push(positive);
+            descend(rows, candidates, dim, &w, signs, out);
+            signs.pop();
+        }
+        rows.truncate(rows.len() - dim);
+    }
+}
+
+/// `C(len + k − 1, k)`, the number of multisets of size k from len items.
+fn multiset_count(len: usize, k: usize) -> u128 {
+    let mut c: u128 = 1;
+    for i in 0..k as u128 {
+        c = c * (len as u128 + i) / (i + 1);
+        if c > u128::MAX / 1024 {
+            return u128::MAX;
+        }
+    }
+    c
+}
+
+/// All non-decreasing index vectors of length k over `0..len`, in lexicographic order.
+fn multisets(len: usize, k: usize) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    if len == 0 {
+        return out;
+    }
+    let mut current = vec![0usize; k];
+    loop {
+        out.push(current.clone());
+        let Some(pos) = (0..k).rev().find(|&p| current[p] + 1 < len) else {
+            return out;
+        };
+        let next = current[pos] + 1;
+        for v in &mut current[pos..] {
+            *v = next;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn gaussian(n: usize, d: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Array2::from_shape_fn((n, d), |_| StandardNormal.sample(&mut rng))
+    }
+
+    fn binomial(n: u64, k: u64) -> u64 {
+        (0..k).fold(1, |c, i| c * (n - i) / (i + 1))
+    }
+
+    #[test]
+    fn first_layer_count_matches_general_position_formula() {
+        for (n, d) in [(5, 2), (8, 3), (10, 4)] {
+            let x = gaussian(n, d, 7);
+            let expected: u64 = 2
+                * (0..d as u64)
+                    .map(|k| binomial(n as u64 - 1, k))
+                    .sum::<u64>();
+            assert_eq!(
+                first_layer_patterns(x.view()).len() as u64,
+                expected,
+                "n={n} d={d}"
+            );
+        }
+    }
+
+    #[test]
+    fn sampled_triples_are_a_subset_of_the_exact_set() {
+        let x = gaussian(5, 2, 11);
+        let exact = ArrangementSet::enumerate_exact(x.view(), 2).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let sampled = ArrangementSet::sample(x.view(), 2, 3000, &mut rng).unwrap();
+        assert!(sampled.len() > 10);
+        for t in sampled.triples() {
+            assert!(
+                exact.triples().binary_search(t).is_ok(),
+                "sampled triple missing from exact set"
+            );
+        }
+    }
+
+    #[test]
+    fn single_neuron_triples_are_determined_by_the_region() {
+        // With m1 = 1 the second-layer pattern is D1 (sign +) or empty (sign −).
+        let x = gaussian(9, 3, 5);
+        let exact = ArrangementSet::enumerate_exact(x.view(), 1).unwrap();
+        assert_eq!(exact.len(), 2 * first_layer_patterns(x.view()).len());
+    }
+
+    #[test]
+    fn serialization_round_trips_and_rejects_corruption() {
+        let x = gaussian(5, 2, 13);
+        let set = ArrangementSet::enumerate_exact(x.view(), 2).unwrap();
+        let bytes = set.to_bytes();
+        assert_eq!(ArrangementSet::from_bytes(&bytes).unwrap(), set);
+        for cut in [0, 7, 20, bytes.len() - 1] {
+            assert!(ArrangementSet::from_bytes(&bytes[..cut]).is_err());
+        }
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x80; // a D2 bit beyond n
+        assert!(ArrangementSet::from_bytes(&flipped).is_err());
+    }
+
+    #[test]
+    fn sampling_is_deterministic_given_the_seed() {
+        let x = gaussian(6, 2, 17);
+        let a =
+            ArrangementSet::sample(x.view(), 3, 500, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let b =
+            ArrangementSet::sample(x.view(), 3, 500, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn multisets_enumerates_combinations_with_replacement() {
+        let m = multisets(4, 3);
+        assert_eq!(m.len() as u128, multiset_count(4, 3));
+        assert_eq!(m.len(), 20);
+        assert!(m.windows(2).all(|w| w[0] < w[1]));
+    }
+}

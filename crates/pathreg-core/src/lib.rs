@@ -1,0 +1,28 @@
+//! The mathematics of path-regularized three-layer parallel ReLU networks
+//! (Ergen & Pilanci, *Path Regularization: A Convexity and Sparsity Inducing
+//! Regularization for Parallel ReLU Networks*). No I/O lives here.
+
+pub mod arrangement;
+pub mod convex;
+pub mod loss;
+mod lp;
+pub mod network;
+mod nnls;
+
+pub use arrangement::{ArrangementMode, ArrangementSet, Mask, NeuronPattern, Triple};
+pub use loss::Loss;
+pub use network::{Gradient, ObjectiveValue, ParallelNetwork, Regularizer};
+
+/// Errors of the mathematical core.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// Arrays whose shapes do not fit together.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// Invalid or corrupt hyperplane arrangements.
+    #[error("arrangements: {0}")]
+    Arrangement(String),
+    /// An invalid convex-program solution or parameter.
+    #[error("convex program: {0}")]
+    Convex(String),
+}

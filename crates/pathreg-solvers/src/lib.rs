@@ -1,0 +1,25 @@
+//! Solvers for path-regularized parallel ReLU networks: the exact convex
+//! program (21) by the interior-point conic solver Clarabel with a certified
+//! working-set scheme, and first-order training of the non-convex objective (4).
+
+pub mod conic;
+pub mod nonconvex;
+pub mod working_set;
+
+pub use conic::{ConicSettings, ConicSolve, solve_conic};
+pub use nonconvex::{Optimizer, TrainResult, TrainSettings, train};
+pub use working_set::{CertifiedSolve, WorkingSetSettings, solve_certified};
+
+/// Errors of the solvers.
+#[derive(Debug, thiserror::Error)]
+pub enum SolverError {
+    /// Bad parameters or shapes.
+    #[error("{0}")]
+    Invalid(String),
+    /// Clarabel rejected the problem or failed.
+    #[error("Clarabel: {0}")]
+    Clarabel(String),
+    /// An error from the mathematical core.
+    #[error(transparent)]
+    Core(#[from] pathreg_core::CoreError),
+}

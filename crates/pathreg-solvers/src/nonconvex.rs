@@ -1,0 +1,235 @@
+//! First-order training of the non-convex objective (4) (or its weight-decay
+//! variant): mini-batch SGD with momentum and Adam, on hand-written backprop
+//! ([`ParallelNetwork::objective_and_gradient`]).
+
+use std::time::Instant;
+
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
+use pathreg_core::{Gradient, Loss, ObjectiveValue, ParallelNetwork, Regularizer};
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use crate::SolverError;
+
+/// A first-order optimizer.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Optimizer {
+    /// `v ← μ v + g; θ ← θ − η v` (PyTorch's SGD; μ = 0 is plain SGD).
+    Sgd {
+        /// Learning rate η.
+        lr: f64,
+        /// Momentum μ.
+        momentum: f64,
+    },
+    /// Adam (Kingma & Ba) with bias correction.
+    Adam {
+        /// Learning rate.
+        lr: f64,
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator offset.
+        eps: f64,
+    },
+}
+
+impl Optimizer {
+    /// The method's name as written in results ("sgd", "adam").
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd { .. } => "sgd",
+            Optimizer::Adam { .. } => "adam",
+        }
+    }
+}
+
+/// What to train and for how long.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrainSettings {
+    /// The optimizer.
+    pub optimizer: Optimizer,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Mini-batch size (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Loss function.
+    pub loss: Loss,
+    /// Regularization strength β.
+    pub beta: f64,
+    /// Path regularizer (objective (4)) or weight decay.
+    pub regularizer: Regularizer,
+    /// Record the full-data objective every this many epochs (and at the end).
+    pub record_every: usize,
+}
+
+/// A trained network and its history.
+#[derive(Debug, Clone)]
+pub struct TrainResult {
+    /// Final weights.
+    pub network: ParallelNetwork,
+    /// Full-data objective at the end.
+    pub final_objective: ObjectiveValue,
+    /// `(epoch, full-data objective)`; epoch 0 is the initialization.
+    pub curve: Vec<(usize, f64)>,
+    /// Wall time, seconds.
+    pub time_s: f64,
+}
+
+struct OptimizerState {
+    m: Gradient,
+    v: Gradient,
+    step: i32,
+}
+
+/// Trains `network` on `(x, y)`; batches are drawn by shuffling with `rng`
+/// each epoch, so a seeded `rng` makes the run reproducible.
+pub fn train<R: Rng + ?Sized>(
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    mut network: ParallelNetwork,
+    settings: &TrainSettings,
+    rng: &mut R,
+) -> Result<TrainResult, SolverError> {
+    let start = Instant::now();
+    let n = x.nrows();
+    if n == 0 || y.len() != n {
+        return Err(SolverError::Invalid(format!(
+            "{n} samples but {} labels",
+            y.len()
+        )));
+    }
+    if settings.batch_size == 0 || settings.record_every == 0 {
+        return Err(SolverError::Invalid(
+            "batch_size and record_every must be at least 1".into(),
+        ));
+    }
+    let objective = |net: &ParallelNetwork| {
+        net.objective(x, y, settings.loss, settings.beta, settings.regularizer)
+    };
+    let mut curve = vec![(0, objective(&network)?.objective)];
+    let mut state = OptimizerState {
+        m: zeros_like(&network),
+        v: zeros_like(&network),
+        step: 0,
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    let full_batch = settings.batch_size >= n;
+    for epoch in 1..=settings.epochs {
+        if !full_batch {
+            order.shuffle(rng);
+        }
+        for batch in order.chunks(settings.batch_size) {
+            let (_, grad) = if full_batch {
+                network.objective_and_gradient(
+                    x,
+                    y,
+                    settings.loss,
+                    settings.beta,
+                    settings.regularizer,
+                    1.0,
+                )?
+            } else {
+                let xb = x.select(Axis(0), batch);
+                let yb: Array1<f64> = batch.iter().map(|&i| y[i]).collect();
+                let scale = n as f64 / batch.len() as f64;
+                network.objective_and_gradient(
+                    xb.view(),
+                    yb.view(),
+                    settings.loss,
+                    settings.beta,
+                    settings.regularizer,
+                    scale,
+                )?
+            };
+            apply(&mut network, &grad, &mut state, &settings.optimizer);
+        }
+        if epoch % settings.record_every == 0 || epoch == settings.epochs {
+            curve.push((epoch, objective(&network)?.objective));
+        }
+    }
+    let final_objective = objective(&network)?;
+    Ok(TrainResult {
+        network,
+        final_objective,
+        curve,
+        time_s: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn zeros_like(net: &ParallelNetwork) -> Gradient {
+    Gradient {
+        w1: Array3::zeros(net.w1().raw_dim()),
+        w2: Array3::zeros(net.w2().raw_dim()),
+        w3: Array2::zeros(net.w3().raw_dim()),
+    }
+}
+
+fn apply(
+    net: &mut ParallelNetwork,
+    grad: &Gradient,
+    state: &mut OptimizerState,
+    optimizer: &Optimizer,
+) {
+    state.step += 1;
+    let (w1, w2, w3) = net.weights_mut();
+    match *optimizer {
+        Optimizer::Sgd { lr, momentum } => {
+            let update = |w: &mut [f64], g: &[f64], buf: &mut [f64]| {
+                for ((wi, gi), bi) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
+                    *bi = momentum * *bi + gi;
+                    *wi -= lr * *bi;
+                }
+            };
+            update(slice_mut(w1), slice(&grad.w1), slice_mut(&mut state.m.w1));
+            update(slice_mut(w2), slice(&grad.w2), slice_mut(&mut state.m.w2));
+            update(slice_mut(w3), slice(&grad.w3), slice_mut(&mut state.m.w3));
+        }
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => {
+            let c1 = 1.0 - beta1.powi(state.step);
+            let c2 = 1.0 - beta2.powi(state.step);
+            let update = |w: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]| {
+                for (((wi, gi), mi), vi) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
+                {
+                    *mi = beta1 * *mi + (1.0 - beta1) * gi;
+                    *vi = beta2 * *vi + (1.0 - beta2) * gi * gi;
+                    *wi -= lr * (*mi / c1) / ((*vi / c2).sqrt() + eps);
+                }
+            };
+            update(
+                slice_mut(w1),
+                slice(&grad.w1),
+                slice_mut(&mut state.m.w1),
+                slice_mut(&mut state.v.w1),
+            );
+            update(
+                slice_mut(w2),
+                slice(&grad.w2),
+                slice_mut(&mut state.m.w2),
+                slice_mut(&mut state.v.w2),
+            );
+            update(
+                slice_mut(w3),
+                slice(&grad.w3),
+                slice_mut(&mut state.m.w3),
+                slice_mut(&mut state.v.w3),
+            );
+        }
+    }
+}
+
+fn slice<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> &[f64] {
+    a.as_slice()
+        .expect("owned arrays built here are in standard layout")
+}
+
+fn slice_mut<D: ndarray::Dimension>(a: &mut ndarray::Array<f64, D>) -> &mut [f64] {
+    a.as_slice_mut()
+        .expect("owned arrays built here are in standard layout")
+}
