@@ -1,0 +1,559 @@
+//! Experiment manifests: TOML files in `experiments/`, parsed into a typed,
+//! validated [`Experiment`] before any work starts. Every error names the
+//! file, the line and column, the key and the reason.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use pathreg_core::{ArrangementMode, Loss, Regularizer};
+use pathreg_data::synthetic::TeacherShape;
+use pathreg_solvers::Optimizer;
+
+use crate::PipelineError;
+
+/// A validated experiment: every default resolved, every value checked.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Experiment {
+    /// Output folder name under `outputs/` (letters, digits, `-`, `_`).
+    pub name: String,
+    /// Free text shown in the README table and run.json.
+    pub description: String,
+    /// Master seed; every random stream derives from it and its cell coordinates.
+    pub seed: u64,
+    /// Where the training data comes from.
+    pub data: DataSpec,
+    /// Network and objective.
+    pub model: ModelSpec,
+    /// Hyperplane arrangements for the convex program.
+    pub arrangements: ArrangementSpec,
+    /// Convex solver settings.
+    pub convex: ConvexSpec,
+    /// Non-convex baselines (absent: convex only).
+    pub nonconvex: Option<NonconvexSpec>,
+    /// Sub-network counts K of the non-convex runs.
+    pub sweep_k: Vec<usize>,
+    /// Published values shown alongside the results.
+    pub reference: Option<Reference>,
+}
+
+/// The training data.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum DataSpec {
+    /// `x_i ~ N(0, I_d)`, labels from a random teacher network (Section 4).
+    Teacher {
+        /// Samples.
+        n: usize,
+        /// Features.
+        d: usize,
+        /// Teacher architecture.
+        teacher: TeacherShape,
+        /// Label noise standard deviation.
+        noise: f64,
+    },
+    /// A local CSV file (feature columns, then the label).
+    Csv {
+        /// Absolute path (resolved against the manifest's folder).
+        path: PathBuf,
+    },
+}
+
+/// Network and objective.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ModelSpec {
+    /// First hidden width.
+    pub m1: usize,
+    /// Second hidden width.
+    pub m2: usize,
+    /// Regularization strength β > 0.
+    pub beta: f64,
+    /// Loss (the convex solver supports `squared`).
+    pub loss: Loss,
+}
+
+/// Hyperplane arrangements.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ArrangementSpec {
+    /// Exact enumeration or sampling.
+    pub mode: ArrangementMode,
+    /// Random networks drawn in sampled mode.
+    pub draws: usize,
+}
+
+/// Convex solver settings.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ConvexSpec {
+    /// Clarabel's gap and feasibility tolerance.
+    pub tolerance: f64,
+    /// Initial working-set size.
+    pub working_set_initial: usize,
+    /// Triples added per working-set round.
+    pub working_set_add: usize,
+}
+
+/// Non-convex baselines.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct NonconvexSpec {
+    /// Optimizer and its parameters.
+    pub optimizer: Optimizer,
+    /// Epochs per run.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Independent initializations per K.
+    pub runs: usize,
+    /// Path regularizer (objective (4)) or weight decay.
+    pub regularizer: Regularizer,
+    /// Objective recorded every this many epochs.
+    pub record_every: usize,
+}
+
+/// Published values to print beside ours.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    /// Where they come from.
+    pub source: String,
+    /// Convex objective.
+    pub convex_objective: f64,
+    /// Convex time, seconds.
+    pub convex_time_s: f64,
+    /// Non-convex runs per K.
+    pub rows: Vec<ReferenceRow>,
+}
+
+/// One published row.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceRow {
+    /// Sub-networks.
+    #[serde(rename = "K")]
+    pub k: usize,
+    /// Final objective per run.
+    pub objective: Vec<f64>,
+    /// Time per run, seconds.
+    pub time_s: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    seed: u64,
+    data: RawData,
+    model: RawModel,
+    arrangements: RawArrangements,
+    #[serde(default)]
+    convex: RawConvex,
+    nonconvex: Option<RawNonconvex>,
+    sweep: RawSweep,
+    reference: Option<Reference>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawData {
+    source: Spanned<String>,
+    n: Option<Spanned<usize>>,
+    d: Option<Spanned<usize>>,
+    teacher_k: Option<Spanned<usize>>,
+    teacher_m1: Option<Spanned<usize>>,
+    teacher_m2: Option<Spanned<usize>>,
+    noise: Option<Spanned<f64>>,
+    path: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    m1: Spanned<usize>,
+    #[serde(default = "one")]
+    m2: Spanned<usize>,
+    beta: Spanned<f64>,
+    #[serde(default = "squared")]
+    loss: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArrangements {
+    mode: Spanned<String>,
+    draws: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConvex {
+    tolerance: Option<Spanned<f64>>,
+    working_set_initial: Option<Spanned<usize>>,
+    working_set_add: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNonconvex {
+    optimizer: Spanned<String>,
+    lr: Spanned<f64>,
+    momentum: Option<Spanned<f64>>,
+    epochs: Spanned<usize>,
+    batch_size: Spanned<usize>,
+    runs: Spanned<usize>,
+    #[serde(default = "path_regularizer")]
+    regularizer: Spanned<String>,
+    record_every: Option<Spanned<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    #[serde(rename = "K")]
+    k: Spanned<Vec<usize>>,
+}
+
+fn one() -> Spanned<usize> {
+    Spanned::new(0..0, 1)
+}
+fn squared() -> Spanned<String> {
+    Spanned::new(0..0, "squared".into())
+}
+fn path_regularizer() -> Spanned<String> {
+    Spanned::new(0..0, "path".into())
+}
+
+/// The experiment kinds this version runs.
+pub const KINDS: &[&str] = &["convex_vs_nonconvex"];
+
+/// Default Clarabel tolerance.
+pub const DEFAULT_TOLERANCE: f64 = 1e-10;
+/// Default number of arrangement draws in sampled mode.
+pub const DEFAULT_DRAWS: usize = 20_000;
+
+/// Reads and validates a manifest file.
+pub fn load(path: &Path) -> Result<(Experiment, String), PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let experiment = parse(&text, path)?;
+    Ok((experiment, text))
+}
+
+/// Parses and validates manifest text; `path` is used for messages and to
+/// resolve relative data paths.
+pub fn parse(text: &str, path: &Path) -> Result<Experiment, PipelineError> {
+    let raw: RawManifest = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
+        PipelineError::Manifest {
+            path: path.to_path_buf(),
+            line,
+            column,
+            key: String::new(),
+            reason: e.message().to_string(),
+        }
+    })?;
+    Validator { text, path }.experiment(raw)
+}
+
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+    (line, column)
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Validator<'_> {
+    fn error(&self, span: std::ops::Range<usize>, key: &str, reason: impl Into<String>) -> PipelineError {
+        let (line, column) = if span.is_empty() && span.start == 0 {
+            (0, 0)
+        } else {
+            line_column(self.text, span.start)
+        };
+        PipelineError::Manifest {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn positive_usize(&self, value: &Spanned<usize>, key: &str) -> Result<usize, PipelineError> {
+        if *value.get_ref() == 0 {
+            return Err(self.error(value.span(), key, "must be at least 1"));
+        }
+        Ok(*value.get_ref())
+    }
+
+    fn positive_f64(&self, value: &Spanned<f64>, key: &str) -> Result<f64, PipelineError> {
+        let v = *value.get_ref();
+        if !(v > 0.0 && v.is_finite()) {
+            return Err(self.error(value.span(), key, format!("must be a positive finite number, got {v}")));
+        }
+        Ok(v)
+    }
+
+    fn required<'v, T>(&self, value: &'v Option<Spanned<T>>, table_span: std::ops::Range<usize>, key: &str) -> Result<&'v Spanned<T>, PipelineError> {
+        value
+            .as_ref()
+            .ok_or_else(|| self.error(table_span, key, "is required for this data source"))
+    }
+
+    fn experiment(&self, raw: RawManifest) -> Result<Experiment, PipelineError> {
+        let name = raw.name.get_ref();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(self.error(
+                raw.name.span(),
+                "name",
+                "must be non-empty and use only letters, digits, '-' and '_' (it names the folder under outputs/)",
+            ));
+        }
+        if !KINDS.contains(&raw.kind.get_ref().as_str()) {
+            return Err(self.error(raw.kind.span(), "kind", format!("unknown experiment kind {:?}; known: {KINDS:?}", raw.kind.get_ref())));
+        }
+        let data = self.data(&raw.data)?;
+        let model = ModelSpec {
+            m1: self.positive_usize(&raw.model.m1, "model.m1")?,
+            m2: self.positive_usize(&raw.model.m2, "model.m2")?,
+            beta: self.positive_f64(&raw.model.beta, "model.beta")?,
+            loss: match raw.model.loss.get_ref().as_str() {
+                "squared" => Loss::Squared,
+                other => {
+                    return Err(self.error(
+                        raw.model.loss.span(),
+                        "model.loss",
+                        format!("{other:?}: the convex program (21) is solved for the squared loss; use \"squared\""),
+                    ));
+                }
+            },
+        };
+        let mode = match raw.arrangements.mode.get_ref().as_str() {
+            "exact" => ArrangementMode::Exact,
+            "sampled" => ArrangementMode::Sampled,
+            other => {
+                return Err(self.error(raw.arrangements.mode.span(), "arrangements.mode", format!("{other:?}: use \"exact\" or \"sampled\"")));
+            }
+        };
+        let draws = match &raw.arrangements.draws {
+            Some(d) => self.positive_usize(d, "arrangements.draws")?,
+            None => DEFAULT_DRAWS,
+        };
+        let convex = ConvexSpec {
+            tolerance: match &raw.convex.tolerance {
+                Some(t) => {
+                    let v = self.positive_f64(t, "convex.tolerance")?;
+                    if v >= 1e-2 {
+                        return Err(self.error(t.span(), "convex.tolerance", "must be below 1e-2"));
+                    }
+                    v
+                }
+                None => DEFAULT_TOLERANCE,
+            },
+            working_set_initial: match &raw.convex.working_set_initial {
+                Some(v) => self.positive_usize(v, "convex.working_set_initial")?,
+                None => 32,
+            },
+            working_set_add: match &raw.convex.working_set_add {
+                Some(v) => self.positive_usize(v, "convex.working_set_add")?,
+                None => 32,
+            },
+        };
+        let nonconvex = raw.nonconvex.as_ref().map(|nc| self.nonconvex(nc)).transpose()?;
+        let ks = raw.sweep.k.get_ref();
+        if ks.is_empty() {
+            return Err(self.error(raw.sweep.k.span(), "sweep.K", "must list at least one value"));
+        }
+        if ks.contains(&0) {
+            return Err(self.error(raw.sweep.k.span(), "sweep.K", "every K must be at least 1"));
+        }
+        Ok(Experiment {
+            name: name.clone(),
+            description: raw.description,
+            seed: raw.seed,
+            data,
+            model,
+            arrangements: ArrangementSpec { mode, draws },
+            convex,
+            nonconvex,
+            sweep_k: ks.clone(),
+            reference: raw.reference,
+        })
+    }
+
+    fn data(&self, raw: &RawData) -> Result<DataSpec, PipelineError> {
+        let span = raw.source.span();
+        match raw.source.get_ref().as_str() {
+            "teacher" => {
+                if let Some(p) = &raw.path {
+                    return Err(self.error(p.span(), "data.path", "only used with source = \"csv\""));
+                }
+                let noise = match &raw.noise {
+                    Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
+                        return Err(self.error(v.span(), "data.noise", "must be a finite number ≥ 0"));
+                    }
+                    Some(v) => *v.get_ref(),
+                    None => 0.0,
+                };
+                Ok(DataSpec::Teacher {
+                    n: self.positive_usize(self.required(&raw.n, span.clone(), "data.n")?, "data.n")?,
+                    d: self.positive_usize(self.required(&raw.d, span.clone(), "data.d")?, "data.d")?,
+                    teacher: TeacherShape {
+                        k: self.positive_usize(self.required(&raw.teacher_k, span.clone(), "data.teacher_k")?, "data.teacher_k")?,
+                        m1: self.positive_usize(self.required(&raw.teacher_m1, span.clone(), "data.teacher_m1")?, "data.teacher_m1")?,
+                        m2: self.positive_usize(self.required(&raw.teacher_m2, span.clone(), "data.teacher_m2")?, "data.teacher_m2")?,
+                    },
+                    noise,
+                })
+            }
+            "csv" => {
+                for (value, key) in [(&raw.n, "data.n"), (&raw.d, "data.d"), (&raw.teacher_k, "data.teacher_k"), (&raw.teacher_m1, "data.teacher_m1"), (&raw.teacher_m2, "data.teacher_m2")] {
+                    if let Some(v) = value {
+                        return Err(self.error(v.span(), key, "only used with source = \"teacher\""));
+                    }
+                }
+                let p = self.required(&raw.path, span, "data.path")?;
+                let relative = PathBuf::from(p.get_ref());
+                let base = self.path.parent().unwrap_or(Path::new("."));
+                Ok(DataSpec::Csv { path: base.join(relative) })
+            }
+            other => Err(self.error(span, "data.source", format!("{other:?}: use \"teacher\" or \"csv\""))),
+        }
+    }
+
+    fn nonconvex(&self, raw: &RawNonconvex) -> Result<NonconvexSpec, PipelineError> {
+        let lr = self.positive_f64(&raw.lr, "nonconvex.lr")?;
+        let optimizer = match raw.optimizer.get_ref().as_str() {
+            "sgd" => {
+                let momentum = match &raw.momentum {
+                    Some(m) => {
+                        let v = *m.get_ref();
+                        if !(0.0..1.0).contains(&v) {
+                            return Err(self.error(m.span(), "nonconvex.momentum", format!("must be in [0, 1), got {v}")));
+                        }
+                        v
+                    }
+                    None => 0.0,
+                };
+                Optimizer::Sgd { lr, momentum }
+            }
+            "adam" => {
+                if let Some(m) = &raw.momentum {
+                    return Err(self.error(m.span(), "nonconvex.momentum", "only used with optimizer = \"sgd\""));
+                }
+                Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+            }
+            other => return Err(self.error(raw.optimizer.span(), "nonconvex.optimizer", format!("{other:?}: use \"sgd\" or \"adam\""))),
+        };
+        let regularizer = match raw.regularizer.get_ref().as_str() {
+            "path" => Regularizer::Path,
+            "weight_decay" => Regularizer::WeightDecay,
+            other => return Err(self.error(raw.regularizer.span(), "nonconvex.regularizer", format!("{other:?}: use \"path\" or \"weight_decay\""))),
+        };
+        let epochs = self.positive_usize(&raw.epochs, "nonconvex.epochs")?;
+        Ok(NonconvexSpec {
+            optimizer,
+            epochs,
+            batch_size: self.positive_usize(&raw.batch_size, "nonconvex.batch_size")?,
+            runs: self.positive_usize(&raw.runs, "nonconvex.runs")?,
+            regularizer,
+            record_every: match &raw.record_every {
+                Some(v) => self.positive_usize(v, "nonconvex.record_every")?,
+                None => (epochs / 200).max(1),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "toy"
+kind = "convex_vs_nonconvex"
+seed = 7
+
+[data]
+source = "teacher"
+n = 5
+d = 2
+teacher_k = 5
+teacher_m1 = 3
+teacher_m2 = 1
+
+[model]
+m1 = 3
+beta = 0.002
+
+[arrangements]
+mode = "exact"
+
+[nonconvex]
+optimizer = "sgd"
+lr = 0.01
+momentum = 0.9
+epochs = 100
+batch_size = 5
+runs = 2
+
+[sweep]
+K = [5, 20]
+"#;
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("experiments/x.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_good_manifest_resolves_defaults() {
+        let e = parse(GOOD, Path::new("experiments/x.toml")).unwrap();
+        assert_eq!(e.model.m2, 1);
+        assert_eq!(e.model.loss, Loss::Squared);
+        assert_eq!(e.convex.tolerance, DEFAULT_TOLERANCE);
+        assert_eq!(e.sweep_k, [5, 20]);
+        assert_eq!(e.nonconvex.unwrap().record_every, 1);
+    }
+
+    #[test]
+    fn invalid_values_name_file_line_column_and_key() {
+        let e = err(&GOOD.replace("beta = 0.002", "beta = -1.0"));
+        assert!(e.starts_with("experiments/x.toml:17:8: model.beta:"), "{e}");
+        let e = err(&GOOD.replace("m1 = 3\nbeta", "m1 = 0\nbeta"));
+        assert!(e.contains("model.m1") && e.contains("at least 1"), "{e}");
+        let e = err(&GOOD.replace("K = [5, 20]", "K = []"));
+        assert!(e.contains("sweep.K") && e.contains("at least one"), "{e}");
+        let e = err(&GOOD.replace("mode = \"exact\"", "mode = \"approximate\""));
+        assert!(e.contains("arrangements.mode"), "{e}");
+        let e = err(&GOOD.replace("name = \"toy\"", "name = \"../etc\""));
+        assert!(e.contains("name") && e.contains("outputs/"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_rejected_with_position() {
+        let e = err(&GOOD.replace("beta = 0.002", "beta = 0.002\nbetta = 1"));
+        assert!(e.contains("x.toml:18:") && e.contains("betta"), "{e}");
+        let e = err(&GOOD.replace("epochs = 100", "epochs = \"many\""));
+        assert!(e.contains("x.toml:29:"), "{e}");
+    }
+
+    #[test]
+    fn csv_paths_resolve_against_the_manifest_folder() {
+        let text = GOOD.replace(
+            "source = \"teacher\"\nn = 5\nd = 2\nteacher_k = 5\nteacher_m1 = 3\nteacher_m2 = 1",
+            "source = \"csv\"\npath = \"data/mine.csv\"",
+        );
+        let e = parse(&text, Path::new("/home/u/exp/x.toml")).unwrap();
+        assert_eq!(e.data, DataSpec::Csv { path: PathBuf::from("/home/u/exp/data/mine.csv") });
+        let e = err(&text.replace("path = \"data/mine.csv\"", ""));
+        assert!(e.contains("data.path") && e.contains("required"), "{e}");
+    }
+}

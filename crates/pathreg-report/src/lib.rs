@@ -1,0 +1,26 @@
+//! Result tables and figures for pathreg.
+//!
+//! * [`Table`] is a small column-oriented table whose public API does not expose polars; it is
+//!   written to CSV ([`write_csv`]) and Parquet ([`write_parquet`]) through polars, and read back
+//!   with [`read_parquet`].
+//! * [`markdown_table`] renders GitHub-flavoured Markdown tables from pre-formatted cells.
+//! * [`LinePlot`] draws 2-D line/scatter charts (linear or log axes) to SVG and PNG with plotters,
+//!   using an embedded DejaVu Sans font so that output does not depend on system fonts.
+//!
+//! Every file this crate writes is written atomically ([`write_atomic`]): a temporary file in the
+//! target's directory is written, fsynced and renamed over the target, so a reader never sees a
+//! half-written file.
+
+mod atomic;
+mod error;
+mod io;
+mod markdown;
+mod plot;
+mod table;
+
+pub use atomic::write_atomic;
+pub use error::ReportError;
+pub use io::{read_parquet, write_csv, write_parquet};
+pub use markdown::markdown_table;
+pub use plot::{LinePlot, PALETTE, Series, SeriesStyle};
+pub use table::{Column, Table};
