@@ -11,23 +11,49 @@ use pathreg_pipeline::{RunOptions, run_manifest};
 pub fn run(root: &Path, repeat: usize) -> Result<()> {
     let manifest_path = root.join("experiments/table2.toml");
     let (experiment, _) = manifest::load(&manifest_path)?;
-    let DataSpec::Teacher { n, d, teacher, noise } = experiment.data else {
+    let DataSpec::Teacher {
+        n,
+        d,
+        teacher,
+        noise,
+    } = experiment.data
+    else {
         anyhow::bail!("the benchmark expects table2.toml to use teacher data");
     };
-    let (data, _) = pathreg_data::synthetic::teacher_data(n, d, teacher, noise, derive_seed(experiment.seed, &["data"]))?;
+    let (data, _) = pathreg_data::synthetic::teacher_data(
+        n,
+        d,
+        teacher,
+        noise,
+        derive_seed(experiment.seed, &["data"]),
+    )?;
     let m1 = experiment.model.m1;
     let enumerate = median(repeat, || {
         let set = pathreg_core::ArrangementSet::enumerate_exact(data.x.view(), m1);
         std::hint::black_box(set).map(|_| ())
     })?;
-    println!("exact enumeration (n = {n}, d = {d}, m1 = {m1}): median {:.4} s over {repeat}", enumerate);
+    println!(
+        "exact enumeration (n = {n}, d = {d}, m1 = {m1}): median {:.4} s over {repeat}",
+        enumerate
+    );
     let set = pathreg_core::ArrangementSet::enumerate_exact(data.x.view(), m1)?;
     let settings = pathreg_solvers::WorkingSetSettings::default();
     let solve = median(repeat, || {
-        pathreg_solvers::solve_certified(data.x.view(), data.y.view(), &set, experiment.model.beta, experiment.model.m2, &settings)
-            .map(|_| ())
+        pathreg_solvers::solve_certified(
+            data.x.view(),
+            data.y.view(),
+            &set,
+            experiment.model.beta,
+            experiment.model.m2,
+            &settings,
+        )
+        .map(|_| ())
     })?;
-    println!("certified convex solve over {} triples: median {:.4} s over {repeat}", set.len(), solve);
+    println!(
+        "certified convex solve over {} triples: median {:.4} s over {repeat}",
+        set.len(),
+        solve
+    );
     let outputs = tempfile::tempdir().context("temporary output folder")?;
     let whole = median(repeat.min(3), || {
         let options = RunOptions {

@@ -15,7 +15,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pathreg_pipeline::{Progress, RunOptions, run_manifest};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Reproduce Ergen & Pilanci's path-regularization experiments")]
+#[command(
+    name = "cargo xtask",
+    about = "Reproduce Ergen & Pilanci's path-regularization experiments"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -25,8 +28,8 @@ struct Cli {
 enum Command {
     /// Run experiment manifests (TOML) and write outputs/<name>/.
     Run {
-        /// Manifest files, e.g. experiments/table2.toml.
-        #[arg(required = true)]
+        /// Manifest files (default: experiments/table2.toml, the synthetic
+        /// Table 2 experiment, which needs no download).
         manifests: Vec<PathBuf>,
         /// Folder for the results (default: <workspace>/outputs).
         #[arg(long)]
@@ -55,9 +58,18 @@ fn workspace_root() -> PathBuf {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { manifests, outputs, quiet } => {
+        Command::Run {
+            manifests,
+            outputs,
+            quiet,
+        } => {
             let root = workspace_root();
             let outputs = outputs.unwrap_or_else(|| root.join("outputs"));
+            let manifests = if manifests.is_empty() {
+                vec![root.join("experiments/table2.toml")]
+            } else {
+                manifests
+            };
             for manifest in &manifests {
                 run_one(manifest, &outputs, &root, quiet)?;
             }
@@ -97,7 +109,8 @@ fn run_one(manifest: &Path, outputs: &Path, root: &Path, quiet: bool) -> Result<
             }
         }),
     };
-    let summary = run_manifest(manifest, &options).with_context(|| format!("running {}", manifest.display()))?;
+    let summary = run_manifest(manifest, &options)
+        .with_context(|| format!("running {}", manifest.display()))?;
     bar.finish_and_clear();
     if !quiet {
         eprintln!(

@@ -423,7 +423,7 @@ impl WordReader<'_> {
         let words: Vec<u64> = (0..bits.div_ceil(64))
             .map(|_| self.word())
             .collect::<Option<_>>()?;
-        if bits % 64 != 0 && words.last().is_some_and(|w| w >> (bits % 64) != 0) {
+        if !bits.is_multiple_of(64) && words.last().is_some_and(|w| w >> (bits % 64) != 0) {
             return None;
         }
         Some(Mask {

@@ -17,7 +17,7 @@ const EPS: f64 = 1e-11;
 /// `rows` holds the rows of `G`, each of length `dim`. An empty system is
 /// feasible (witness: the zero vector is returned only in that case).
 pub fn strictly_feasible(rows: &[f64], dim: usize) -> Option<Vec<f64>> {
-    let num_rows = if dim == 0 { 0 } else { rows.len() / dim };
+    let num_rows = rows.len().checked_div(dim).unwrap_or(0);
     if num_rows == 0 {
         return Some(vec![0.0; dim]);
     }

@@ -12,7 +12,7 @@ pub struct ConeProjection {
 /// columns). By Moreau's decomposition `P_C(g) = g + Bᵀλ*`, where
 /// `λ* = argmin_{λ ≥ 0} ‖Bᵀλ + g‖²` (the polar cone is `{−Bᵀλ : λ ≥ 0}`).
 pub fn project_onto_cone(g: &[f64], b_rows: &[f64], dim: usize) -> ConeProjection {
-    let num = if dim == 0 { 0 } else { b_rows.len() / dim };
+    let num = b_rows.len().checked_div(dim).unwrap_or(0);
     let target: Vec<f64> = g.iter().map(|v| -v).collect();
     let lambda = nnls(b_rows, num, dim, &target);
     let mut point = g.to_vec();

@@ -272,7 +272,12 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn error(&self, span: std::ops::Range<usize>, key: &str, reason: impl Into<String>) -> PipelineError {
+    fn error(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        reason: impl Into<String>,
+    ) -> PipelineError {
         let (line, column) = if span.is_empty() && span.start == 0 {
             (0, 0)
         } else {
@@ -296,13 +301,22 @@ impl Validator<'_> {
 
     fn positive_f64(&self, value: &Spanned<f64>, key: &str) -> Result<f64, PipelineError> {
         let v = *value.get_ref();
-        if !(v > 0.0 && v.is_finite()) {
-            return Err(self.error(value.span(), key, format!("must be a positive finite number, got {v}")));
+        if v.is_nan() || v <= 0.0 || !v.is_finite() {
+            return Err(self.error(
+                value.span(),
+                key,
+                format!("must be a positive finite number, got {v}"),
+            ));
         }
         Ok(v)
     }
 
-    fn required<'v, T>(&self, value: &'v Option<Spanned<T>>, table_span: std::ops::Range<usize>, key: &str) -> Result<&'v Spanned<T>, PipelineError> {
+    fn required<'v, T>(
+        &self,
+        value: &'v Option<Spanned<T>>,
+        table_span: std::ops::Range<usize>,
+        key: &str,
+    ) -> Result<&'v Spanned<T>, PipelineError> {
         value
             .as_ref()
             .ok_or_else(|| self.error(table_span, key, "is required for this data source"))
@@ -310,7 +324,11 @@ impl Validator<'_> {
 
     fn experiment(&self, raw: RawManifest) -> Result<Experiment, PipelineError> {
         let name = raw.name.get_ref();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             return Err(self.error(
                 raw.name.span(),
                 "name",
@@ -318,7 +336,14 @@ impl Validator<'_> {
             ));
         }
         if !KINDS.contains(&raw.kind.get_ref().as_str()) {
-            return Err(self.error(raw.kind.span(), "kind", format!("unknown experiment kind {:?}; known: {KINDS:?}", raw.kind.get_ref())));
+            return Err(self.error(
+                raw.kind.span(),
+                "kind",
+                format!(
+                    "unknown experiment kind {:?}; known: {KINDS:?}",
+                    raw.kind.get_ref()
+                ),
+            ));
         }
         let data = self.data(&raw.data)?;
         let model = ModelSpec {
@@ -340,7 +365,11 @@ impl Validator<'_> {
             "exact" => ArrangementMode::Exact,
             "sampled" => ArrangementMode::Sampled,
             other => {
-                return Err(self.error(raw.arrangements.mode.span(), "arrangements.mode", format!("{other:?}: use \"exact\" or \"sampled\"")));
+                return Err(self.error(
+                    raw.arrangements.mode.span(),
+                    "arrangements.mode",
+                    format!("{other:?}: use \"exact\" or \"sampled\""),
+                ));
             }
         };
         let draws = match &raw.arrangements.draws {
@@ -367,10 +396,18 @@ impl Validator<'_> {
                 None => 32,
             },
         };
-        let nonconvex = raw.nonconvex.as_ref().map(|nc| self.nonconvex(nc)).transpose()?;
+        let nonconvex = raw
+            .nonconvex
+            .as_ref()
+            .map(|nc| self.nonconvex(nc))
+            .transpose()?;
         let ks = raw.sweep.k.get_ref();
         if ks.is_empty() {
-            return Err(self.error(raw.sweep.k.span(), "sweep.K", "must list at least one value"));
+            return Err(self.error(
+                raw.sweep.k.span(),
+                "sweep.K",
+                "must list at least one value",
+            ));
         }
         if ks.contains(&0) {
             return Err(self.error(raw.sweep.k.span(), "sweep.K", "every K must be at least 1"));
@@ -394,38 +431,73 @@ impl Validator<'_> {
         match raw.source.get_ref().as_str() {
             "teacher" => {
                 if let Some(p) = &raw.path {
-                    return Err(self.error(p.span(), "data.path", "only used with source = \"csv\""));
+                    return Err(self.error(
+                        p.span(),
+                        "data.path",
+                        "only used with source = \"csv\"",
+                    ));
                 }
                 let noise = match &raw.noise {
                     Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
-                        return Err(self.error(v.span(), "data.noise", "must be a finite number ≥ 0"));
+                        return Err(self.error(
+                            v.span(),
+                            "data.noise",
+                            "must be a finite number ≥ 0",
+                        ));
                     }
                     Some(v) => *v.get_ref(),
                     None => 0.0,
                 };
                 Ok(DataSpec::Teacher {
-                    n: self.positive_usize(self.required(&raw.n, span.clone(), "data.n")?, "data.n")?,
-                    d: self.positive_usize(self.required(&raw.d, span.clone(), "data.d")?, "data.d")?,
+                    n: self
+                        .positive_usize(self.required(&raw.n, span.clone(), "data.n")?, "data.n")?,
+                    d: self
+                        .positive_usize(self.required(&raw.d, span.clone(), "data.d")?, "data.d")?,
                     teacher: TeacherShape {
-                        k: self.positive_usize(self.required(&raw.teacher_k, span.clone(), "data.teacher_k")?, "data.teacher_k")?,
-                        m1: self.positive_usize(self.required(&raw.teacher_m1, span.clone(), "data.teacher_m1")?, "data.teacher_m1")?,
-                        m2: self.positive_usize(self.required(&raw.teacher_m2, span.clone(), "data.teacher_m2")?, "data.teacher_m2")?,
+                        k: self.positive_usize(
+                            self.required(&raw.teacher_k, span.clone(), "data.teacher_k")?,
+                            "data.teacher_k",
+                        )?,
+                        m1: self.positive_usize(
+                            self.required(&raw.teacher_m1, span.clone(), "data.teacher_m1")?,
+                            "data.teacher_m1",
+                        )?,
+                        m2: self.positive_usize(
+                            self.required(&raw.teacher_m2, span.clone(), "data.teacher_m2")?,
+                            "data.teacher_m2",
+                        )?,
                     },
                     noise,
                 })
             }
             "csv" => {
-                for (value, key) in [(&raw.n, "data.n"), (&raw.d, "data.d"), (&raw.teacher_k, "data.teacher_k"), (&raw.teacher_m1, "data.teacher_m1"), (&raw.teacher_m2, "data.teacher_m2")] {
+                for (value, key) in [
+                    (&raw.n, "data.n"),
+                    (&raw.d, "data.d"),
+                    (&raw.teacher_k, "data.teacher_k"),
+                    (&raw.teacher_m1, "data.teacher_m1"),
+                    (&raw.teacher_m2, "data.teacher_m2"),
+                ] {
                     if let Some(v) = value {
-                        return Err(self.error(v.span(), key, "only used with source = \"teacher\""));
+                        return Err(self.error(
+                            v.span(),
+                            key,
+                            "only used with source = \"teacher\"",
+                        ));
                     }
                 }
                 let p = self.required(&raw.path, span, "data.path")?;
                 let relative = PathBuf::from(p.get_ref());
                 let base = self.path.parent().unwrap_or(Path::new("."));
-                Ok(DataSpec::Csv { path: base.join(relative) })
+                Ok(DataSpec::Csv {
+                    path: base.join(relative),
+                })
             }
-            other => Err(self.error(span, "data.source", format!("{other:?}: use \"teacher\" or \"csv\""))),
+            other => Err(self.error(
+                span,
+                "data.source",
+                format!("{other:?}: use \"teacher\" or \"csv\""),
+            )),
         }
     }
 
@@ -437,7 +509,11 @@ impl Validator<'_> {
                     Some(m) => {
                         let v = *m.get_ref();
                         if !(0.0..1.0).contains(&v) {
-                            return Err(self.error(m.span(), "nonconvex.momentum", format!("must be in [0, 1), got {v}")));
+                            return Err(self.error(
+                                m.span(),
+                                "nonconvex.momentum",
+                                format!("must be in [0, 1), got {v}"),
+                            ));
                         }
                         v
                     }
@@ -447,16 +523,37 @@ impl Validator<'_> {
             }
             "adam" => {
                 if let Some(m) = &raw.momentum {
-                    return Err(self.error(m.span(), "nonconvex.momentum", "only used with optimizer = \"sgd\""));
+                    return Err(self.error(
+                        m.span(),
+                        "nonconvex.momentum",
+                        "only used with optimizer = \"sgd\"",
+                    ));
                 }
-                Optimizer::Adam { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+                Optimizer::Adam {
+                    lr,
+                    beta1: 0.9,
+                    beta2: 0.999,
+                    eps: 1e-8,
+                }
             }
-            other => return Err(self.error(raw.optimizer.span(), "nonconvex.optimizer", format!("{other:?}: use \"sgd\" or \"adam\""))),
+            other => {
+                return Err(self.error(
+                    raw.optimizer.span(),
+                    "nonconvex.optimizer",
+                    format!("{other:?}: use \"sgd\" or \"adam\""),
+                ));
+            }
         };
         let regularizer = match raw.regularizer.get_ref().as_str() {
             "path" => Regularizer::Path,
             "weight_decay" => Regularizer::WeightDecay,
-            other => return Err(self.error(raw.regularizer.span(), "nonconvex.regularizer", format!("{other:?}: use \"path\" or \"weight_decay\""))),
+            other => {
+                return Err(self.error(
+                    raw.regularizer.span(),
+                    "nonconvex.regularizer",
+                    format!("{other:?}: use \"path\" or \"weight_decay\""),
+                ));
+            }
         };
         let epochs = self.positive_usize(&raw.epochs, "nonconvex.epochs")?;
         Ok(NonconvexSpec {
@@ -510,7 +607,9 @@ K = [5, 20]
 "#;
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("experiments/x.toml")).unwrap_err().to_string()
+        parse(text, Path::new("experiments/x.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -526,7 +625,7 @@ K = [5, 20]
     #[test]
     fn invalid_values_name_file_line_column_and_key() {
         let e = err(&GOOD.replace("beta = 0.002", "beta = -1.0"));
-        assert!(e.starts_with("experiments/x.toml:17:8: model.beta:"), "{e}");
+        assert!(e.starts_with("experiments/x.toml:16:8: model.beta:"), "{e}");
         let e = err(&GOOD.replace("m1 = 3\nbeta", "m1 = 0\nbeta"));
         assert!(e.contains("model.m1") && e.contains("at least 1"), "{e}");
         let e = err(&GOOD.replace("K = [5, 20]", "K = []"));
@@ -540,9 +639,9 @@ K = [5, 20]
     #[test]
     fn unknown_keys_and_wrong_types_are_rejected_with_position() {
         let e = err(&GOOD.replace("beta = 0.002", "beta = 0.002\nbetta = 1"));
-        assert!(e.contains("x.toml:18:") && e.contains("betta"), "{e}");
+        assert!(e.contains("x.toml:17:1:") && e.contains("betta"), "{e}");
         let e = err(&GOOD.replace("epochs = 100", "epochs = \"many\""));
-        assert!(e.contains("x.toml:29:"), "{e}");
+        assert!(e.contains("x.toml:25:"), "{e}");
     }
 
     #[test]
@@ -552,7 +651,12 @@ K = [5, 20]
             "source = \"csv\"\npath = \"data/mine.csv\"",
         );
         let e = parse(&text, Path::new("/home/u/exp/x.toml")).unwrap();
-        assert_eq!(e.data, DataSpec::Csv { path: PathBuf::from("/home/u/exp/data/mine.csv") });
+        assert_eq!(
+            e.data,
+            DataSpec::Csv {
+                path: PathBuf::from("/home/u/exp/data/mine.csv")
+            }
+        );
         let e = err(&text.replace("path = \"data/mine.csv\"", ""));
         assert!(e.contains("data.path") && e.contains("required"), "{e}");
     }

@@ -6,7 +6,10 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use pathreg_report::{Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv, write_parquet};
+use pathreg_report::{
+    Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
+    write_parquet,
+};
 use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
@@ -37,7 +40,10 @@ pub(crate) fn result_hash(results: &[CellResult]) -> String {
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
-    move |source| PipelineError::Io { path: path.to_path_buf(), source }
+    move |source| PipelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 pub(crate) fn write_all(
@@ -57,10 +63,17 @@ pub(crate) fn write_all(
     let table = results_table(results)?;
     write_csv(&table, &staging.join("results.csv"))?;
     write_parquet(&table, &staging.join("results.parquet"))?;
-    write_atomic(&staging.join("data.csv"), prepared.dataset.to_csv().as_bytes())?;
-    write_atomic(&staging.join("table.md"), markdown(prepared, results).as_bytes())?;
+    write_atomic(
+        &staging.join("data.csv"),
+        prepared.dataset.to_csv().as_bytes(),
+    )?;
+    write_atomic(
+        &staging.join("table.md"),
+        markdown(prepared, results).as_bytes(),
+    )?;
     write_figures(&staging, prepared, results)?;
-    let json = serde_json::to_string_pretty(run_info).map_err(|e| PipelineError::Verification(format!("run.json: {e}")))?;
+    let json = serde_json::to_string_pretty(run_info)
+        .map_err(|e| PipelineError::Verification(format!("run.json: {e}")))?;
     write_atomic(&staging.join("run.json"), json.as_bytes())?;
 
     // Swap the finished folder in.
@@ -79,7 +92,10 @@ pub(crate) fn write_all(
 }
 
 fn staging_dir(output_dir: &Path) -> PathBuf {
-    let name = output_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = output_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     output_dir.with_file_name(format!(".{name}.staging-{}", std::process::id()))
 }
 
@@ -129,14 +145,20 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
     header.extend((1..=runs).map(|r| format!("{} run #{r}", method.to_uppercase())));
     header.push("Convex (ours)".into());
     let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
-    let convex_cells = convex.map_or([String::from("—"), String::from("—")], |c| objective_cell(c.objective, c.time_s));
+    let convex_cells = convex.map_or([String::from("—"), String::from("—")], |c| {
+        objective_cell(c.objective, c.time_s)
+    });
     let mut rows = Vec::new();
     for &k in &e.sweep_k {
         let mut objective_row = vec![k.to_string(), "Training objective".into()];
         let mut time_row = vec![String::new(), "Time (s)".into()];
         for run in 1..=runs {
-            let r = results.iter().find(|r| r.method != "convex" && r.k == k && r.run == run);
-            let [o, t] = r.map_or([String::from("—"), String::from("—")], |r| objective_cell(r.objective, r.time_s));
+            let r = results
+                .iter()
+                .find(|r| r.method != "convex" && r.k == k && r.run == run);
+            let [o, t] = r.map_or([String::from("—"), String::from("—")], |r| {
+                objective_cell(r.objective, r.time_s)
+            });
             objective_row.push(o);
             time_row.push(t);
         }
@@ -148,7 +170,12 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
     out.push_str(&markdown_table(&header_refs, &rows));
     if let Some(reference) = &e.reference {
         let _ = writeln!(out, "\n## Published values ({})\n", reference.source);
-        let width = reference.rows.iter().map(|r| r.objective.len()).max().unwrap_or(0);
+        let width = reference
+            .rows
+            .iter()
+            .map(|r| r.objective.len())
+            .max()
+            .unwrap_or(0);
         let mut header: Vec<String> = vec!["K".into(), "".into()];
         header.extend((1..=width).map(|r| format!("Run #{r}")));
         header.push("Convex".into());
@@ -156,7 +183,13 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
         let mut rows = Vec::new();
         for row in &reference.rows {
             let pad = |values: &[f64], digits: usize| -> Vec<String> {
-                (0..width).map(|i| values.get(i).map_or(String::new(), |v| format!("{v:.digits$}"))).collect()
+                (0..width)
+                    .map(|i| {
+                        values
+                            .get(i)
+                            .map_or(String::new(), |v| format!("{v:.digits$}"))
+                    })
+                    .collect()
             };
             let mut o = vec![row.k.to_string(), "Training objective".into()];
             o.extend(pad(&row.objective, 4));
@@ -199,7 +232,9 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
         let _ = writeln!(
             out,
             "- Proposition 1 network: {} sub-networks; its objective (4) is {:.10} (relative difference {:.2e} from the convex optimum).",
-            details.active_subnetworks, details.mapped_objective, details.mapped_relative_difference
+            details.active_subnetworks,
+            details.mapped_objective,
+            details.mapped_relative_difference
         );
     }
     if let Some(nc) = &e.nonconvex {
@@ -212,11 +247,21 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
     out
 }
 
-fn write_figures(dir: &Path, prepared: &Prepared, results: &[CellResult]) -> Result<(), PipelineError> {
+fn write_figures(
+    dir: &Path,
+    prepared: &Prepared,
+    results: &[CellResult],
+) -> Result<(), PipelineError> {
     let e = &prepared.experiment;
-    let convex = results.iter().find(|r| r.method == "convex").map(|r| r.objective);
+    let convex = results
+        .iter()
+        .find(|r| r.method == "convex")
+        .map(|r| r.objective);
     for &k in &e.sweep_k {
-        let runs: Vec<&CellResult> = results.iter().filter(|r| r.method != "convex" && r.k == k).collect();
+        let runs: Vec<&CellResult> = results
+            .iter()
+            .filter(|r| r.method != "convex" && r.k == k)
+            .collect();
         if runs.is_empty() {
             continue;
         }
@@ -226,14 +271,28 @@ fn write_figures(dir: &Path, prepared: &Prepared, results: &[CellResult]) -> Res
             "objective (4)",
         );
         plot.log_y = true;
-        let last_epoch = runs.iter().flat_map(|r| r.curve.last()).map(|p| p.0).max().unwrap_or(1);
+        let last_epoch = runs
+            .iter()
+            .flat_map(|r| r.curve.last())
+            .map(|p| p.0)
+            .max()
+            .unwrap_or(1);
         for r in &runs {
             let points = r.curve.iter().map(|(ep, v)| (*ep as f64, *v)).collect();
-            plot.series.push(Series::new(format!("{} run #{}", r.method.to_uppercase(), r.run), points, SeriesStyle::Line));
+            plot.series.push(Series::new(
+                format!("{} run #{}", r.method.to_uppercase(), r.run),
+                points,
+                SeriesStyle::Line,
+            ));
         }
         if let Some(optimum) = convex {
             plot.series.push(
-                Series::new("convex optimum", vec![(0.0, optimum), (last_epoch as f64, optimum)], SeriesStyle::Line).dashed(),
+                Series::new(
+                    "convex optimum",
+                    vec![(0.0, optimum), (last_epoch as f64, optimum)],
+                    SeriesStyle::Line,
+                )
+                .dashed(),
             );
         }
         plot.caption = Some(format!(

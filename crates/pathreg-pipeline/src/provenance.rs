@@ -59,7 +59,8 @@ impl RunInfo {
             result_hash: result_hash.to_string(),
             git_commit,
             git_dirty,
-            rustc: command_output("rustc", &["--version"], workspace_root).unwrap_or_else(|| "unknown".into()),
+            rustc: command_output("rustc", &["--version"], workspace_root)
+                .unwrap_or_else(|| "unknown".into()),
             crate_versions: lock_versions(workspace_root),
             threads: rayon::current_num_threads(),
             wall_s: start.elapsed().as_secs_f64(),
@@ -68,19 +69,39 @@ impl RunInfo {
 }
 
 fn command_output(program: &str, args: &[&str], dir: &Path) -> Option<String> {
-    let out = Command::new(program).args(args).current_dir(dir).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 fn git_state(root: &Path) -> (String, Option<bool>) {
-    let commit = command_output("git", &["rev-parse", "HEAD"], root).unwrap_or_else(|| "unknown".into());
-    let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"], root).map(|s| !s.is_empty());
+    let commit =
+        command_output("git", &["rev-parse", "HEAD"], root).unwrap_or_else(|| "unknown".into());
+    let dirty = command_output(
+        "git",
+        &["status", "--porcelain", "--untracked-files=no"],
+        root,
+    )
+    .map(|s| !s.is_empty());
     (commit, dirty)
 }
 
 /// Versions of the solver stack as locked in Cargo.lock.
 fn lock_versions(root: &Path) -> Vec<(String, String)> {
-    const WANTED: &[&str] = &["clarabel", "faer", "ndarray", "polars", "rayon", "rand_chacha", "plotters"];
+    const WANTED: &[&str] = &[
+        "clarabel",
+        "faer",
+        "ndarray",
+        "polars",
+        "rayon",
+        "rand_chacha",
+        "plotters",
+    ];
     let Ok(lock) = std::fs::read_to_string(root.join("Cargo.lock")) else {
         return Vec::new();
     };

@@ -117,7 +117,9 @@ pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, Pip
     let data_seed = derive_seed(experiment.seed, &["data"]);
     let dataset = load_data(&experiment, data_seed)?;
     if dataset.n() == 0 {
-        return Err(PipelineError::Verification("the dataset has no samples".into()));
+        return Err(PipelineError::Verification(
+            "the dataset has no samples".into(),
+        ));
     }
     (options.progress)(Progress::Stage("arrangements".into()));
     let arrangement_start = Instant::now();
@@ -155,14 +157,23 @@ pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, Pip
         .map(|cell| {
             let result = run_cell(&prepared, cell);
             if let Ok(r) = &result {
-                (options.progress)(Progress::CellDone(format!("{} K={} run {}", r.method, r.k, r.run)));
+                (options.progress)(Progress::CellDone(format!(
+                    "{} K={} run {}",
+                    r.method, r.k, r.run
+                )));
             }
             result
         })
         .collect::<Result<_, _>>()?;
     let result_hash = outputs::result_hash(&results);
     let output_dir = options.outputs_root.join(&prepared.experiment.name);
-    let run_info = provenance::RunInfo::collect(&prepared, &results, &result_hash, &options.workspace_root, start);
+    let run_info = provenance::RunInfo::collect(
+        &prepared,
+        &results,
+        &result_hash,
+        &options.workspace_root,
+        start,
+    );
     outputs::write_all(&output_dir, &prepared, &results, &run_info)?;
     Ok(RunSummary {
         output_dir,
@@ -174,7 +185,12 @@ pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, Pip
 
 fn load_data(experiment: &Experiment, seed: u64) -> Result<Dataset, PipelineError> {
     match &experiment.data {
-        DataSpec::Teacher { n, d, teacher, noise } => Ok(teacher_data(*n, *d, *teacher, *noise, seed)?.0),
+        DataSpec::Teacher {
+            n,
+            d,
+            teacher,
+            noise,
+        } => Ok(teacher_data(*n, *d, *teacher, *noise, seed)?.0),
         DataSpec::Csv { path } => Ok(read_csv(path)?),
     }
 }
@@ -211,13 +227,26 @@ fn run_convex(prepared: &Prepared) -> Result<CellResult, PipelineError> {
         },
         ..WorkingSetSettings::default()
     };
-    let solved = solve_certified(x.view(), y.view(), &prepared.arrangements, e.model.beta, e.model.m2, &settings)?;
+    let solved = solve_certified(
+        x.view(),
+        y.view(),
+        &prepared.arrangements,
+        e.model.beta,
+        e.model.m2,
+        &settings,
+    )?;
     let solution = &solved.last.solution;
     let objective = solution.objective(x.view(), y.view(), e.model.beta, e.model.m2);
     let network: ParallelNetwork = solution.to_network(e.model.m2, 0.0)?;
-    let mapped = network.objective(x.view(), y.view(), e.model.loss, e.model.beta, pathreg_core::Regularizer::Path)?;
-    let mapped_relative_difference =
-        (mapped.objective - objective.objective).abs() / objective.objective.abs().max(f64::MIN_POSITIVE);
+    let mapped = network.objective(
+        x.view(),
+        y.view(),
+        e.model.loss,
+        e.model.beta,
+        pathreg_core::Regularizer::Path,
+    )?;
+    let mapped_relative_difference = (mapped.objective - objective.objective).abs()
+        / objective.objective.abs().max(f64::MIN_POSITIVE);
     if mapped_relative_difference > MAP_TOLERANCE {
         return Err(PipelineError::Verification(format!(
             "Proposition 1 network objective {} differs from the convex optimum {} by {mapped_relative_difference:e} (relative)",
@@ -266,7 +295,9 @@ fn run_convex(prepared: &Prepared) -> Result<CellResult, PipelineError> {
 fn run_nonconvex(prepared: &Prepared, k: usize, run: usize) -> Result<CellResult, PipelineError> {
     let e = &prepared.experiment;
     let Some(nc) = &e.nonconvex else {
-        return Err(PipelineError::Verification("non-convex cell without settings".into()));
+        return Err(PipelineError::Verification(
+            "non-convex cell without settings".into(),
+        ));
     };
     let seed = derive_seed(e.seed, &["nonconvex", &k.to_string(), &run.to_string()]);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -292,7 +323,12 @@ fn run_nonconvex(prepared: &Prepared, k: usize, run: usize) -> Result<CellResult
         loss: fin.loss,
         regularizer: fin.regularizer,
         time_s: result.time_s,
-        status: if fin.objective.is_finite() { "completed" } else { "diverged" }.into(),
+        status: if fin.objective.is_finite() {
+            "completed"
+        } else {
+            "diverged"
+        }
+        .into(),
         iterations: nc.epochs as u64,
         curve: result.curve,
         convex: None,

@@ -101,7 +101,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("nested/deeper/out.txt");
         write_atomic(&target, b"first version, rather long").unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"first version, rather long");
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            b"first version, rather long"
+        );
         write_atomic(&target, b"second").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"second");
         assert_eq!(entries(&dir.path().join("nested/deeper")), vec!["out.txt"]);

@@ -127,8 +127,7 @@ fn from_data_frame(df: &DataFrame, path: &Path) -> Result<Table, ReportError> {
             Column::I64(ca.into_no_null_iter().collect())
         } else if matches!(dtype, DataType::String) {
             let ca = col.str().map_err(|e| polars_err(path, e))?;
-            let values: Option<Vec<String>> =
-                ca.iter().map(|v| v.map(str::to_owned)).collect();
+            let values: Option<Vec<String>> = ca.iter().map(|v| v.map(str::to_owned)).collect();
             Column::Str(values.ok_or_else(null_err)?)
         } else if matches!(dtype, DataType::Boolean) {
             let ca = col.bool().map_err(|e| polars_err(path, e))?;
@@ -196,7 +195,11 @@ mod tests {
         for (row, expected) in rows.iter().zip(TRICKY) {
             let first = row.split(',').next().unwrap();
             let parsed: f64 = first.parse().unwrap();
-            assert_eq!(parsed.to_bits(), expected.to_bits(), "{first} vs {expected}");
+            assert_eq!(
+                parsed.to_bits(),
+                expected.to_bits(),
+                "{first} vs {expected}"
+            );
         }
         // Second row: 1/3, seed 1_000_000_004, quoted string with escaped quotes, false.
         assert_eq!(

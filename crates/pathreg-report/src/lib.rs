@@ -11,6 +11,8 @@
 //! target's directory is written, fsynced and renamed over the target, so a reader never sees a
 //! half-written file.
 
+#![warn(missing_docs)]
+
 mod atomic;
 mod error;
 mod io;

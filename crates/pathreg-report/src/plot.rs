@@ -211,10 +211,7 @@ impl LinePlot {
     /// Filters the series down to drawable points and assigns colours.
     fn prepare(&self) -> Vec<Prepared<'_>> {
         let valid = |(x, y): (f64, f64)| {
-            x.is_finite()
-                && y.is_finite()
-                && (!self.log_x || x > 0.0)
-                && (!self.log_y || y > 0.0)
+            x.is_finite() && y.is_finite() && (!self.log_x || x > 0.0) && (!self.log_y || y > 0.0)
         };
         self.series
             .iter()
@@ -250,8 +247,8 @@ impl LinePlot {
         let prepared = self.prepare();
         let (width, height) = root.dim_in_pixel();
 
-        let caption_style = TextStyle::from((FONT_FAMILY, CAPTION_SIZE).into_font())
-            .color(&RGBColor(64, 64, 64));
+        let caption_style =
+            TextStyle::from((FONT_FAMILY, CAPTION_SIZE).into_font()).color(&RGBColor(64, 64, 64));
         let caption_lines = match self.caption.as_deref() {
             Some(text) => wrap_text(
                 text,
@@ -270,8 +267,14 @@ impl LinePlot {
         let (chart_area, caption_area) =
             root.split_vertically(height.saturating_sub(caption_height));
 
-        let x_range = axis_range(prepared.iter().flat_map(|p| p.points().map(|q| q.0)), self.log_x);
-        let y_range = axis_range(prepared.iter().flat_map(|p| p.points().map(|q| q.1)), self.log_y);
+        let x_range = axis_range(
+            prepared.iter().flat_map(|p| p.points().map(|q| q.0)),
+            self.log_x,
+        );
+        let y_range = axis_range(
+            prepared.iter().flat_map(|p| p.points().map(|q| q.1)),
+            self.log_y,
+        );
         let legend_pos = legend_corner(&prepared, &x_range, &y_range, self.log_x, self.log_y);
         let ctx = ChartCtx {
             plot: self,
@@ -352,7 +355,12 @@ impl ChartCtx<'_> {
             if s.style.has_line() {
                 for run in s.runs.iter().filter(|r| r.len() > 1) {
                     if s.dashed {
-                        chart.draw_series(DashedLineSeries::new(run.iter().copied(), 9, 6, line))?;
+                        chart.draw_series(DashedLineSeries::new(
+                            run.iter().copied(),
+                            9,
+                            6,
+                            line,
+                        ))?;
                     } else {
                         chart.draw_series(LineSeries::new(run.iter().copied(), line))?;
                     }
@@ -430,7 +438,11 @@ fn axis_range(values: impl Iterator<Item = f64>, log: bool) -> Range<f64> {
         let pad = if lhi > llo { 0.05 * (lhi - llo) } else { 0.3 };
         let a = 10f64.powf(llo - pad);
         let b = 10f64.powf(lhi + pad);
-        (if a > 0.0 { a } else { lo })..(if b.is_finite() { b } else { hi })
+        let a = if a > 0.0 { a } else { lo };
+        let b = if b.is_finite() { b } else { hi };
+        // Keep end/start finite: plotters' log tick search loops (practically) forever on an
+        // infinite ratio. Data spanning more than 300 decades loses its smallest values.
+        a.max(b * 1e-300)..b
     } else {
         let span = hi - lo;
         let pad = if span > 0.0 && span.is_finite() {
@@ -518,7 +530,9 @@ impl TickFormat {
     }
 
     fn format(&self, v: f64) -> String {
-        let s = if self.log {
+        let s = if v == 0.0 {
+            "0".to_owned()
+        } else if self.log {
             format_sig(v, 3)
         } else if self.scientific {
             trim_exp(&format!("{v:.2e}"))
@@ -685,14 +699,20 @@ mod tests {
         assert_eq!(&bytes[..8], &PNG_SIGNATURE);
         assert_eq!(png_dimensions(&bytes), (WIDTH, HEIGHT));
         assert!(bytes.len() > 10_000, "PNG only {} bytes", bytes.len());
-        assert!(bytes.ends_with(&[0xae, 0x42, 0x60, 0x82]), "missing IEND CRC");
+        assert!(
+            bytes.ends_with(&[0xae, 0x42, 0x60, 0x82]),
+            "missing IEND CRC"
+        );
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("plot.png")]);
         // A copy to look at by eye.
-        let _ = std::fs::copy(&path, std::env::temp_dir().join("pathreg-report-sample.png"));
+        let _ = std::fs::copy(
+            &path,
+            std::env::temp_dir().join("pathreg-report-sample.png"),
+        );
     }
 
     #[test]
@@ -781,12 +801,26 @@ mod tests {
             caption: Some("\n\n".into()),
             ..LinePlot::new("many | series", "x", "y")
         });
-        for (i, plot) in cases.iter().enumerate() {
-            eprintln!("DBG case {i}");
-            plot.write_svg(&dir.path().join(format!("{i}.svg")))
-                .unwrap_or_else(|e| panic!("case {i} ({}): {e}", plot.title));
-            plot.write_png(&dir.path().join(format!("{i}.png")))
-                .unwrap_or_else(|e| panic!("case {i} ({}): {e}", plot.title));
+        // Render on a worker thread so that a hang in plotters fails the test instead of
+        // blocking the test run.
+        let out = dir.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let titles: Vec<String> = cases.iter().map(|p| p.title.clone()).collect();
+        std::thread::spawn(move || {
+            for (i, plot) in cases.iter().enumerate() {
+                let svg = plot.write_svg(&out.join(format!("{i}.svg")));
+                let png = plot.write_png(&out.join(format!("{i}.png")));
+                if tx.send((i, svg.and(png))).is_err() {
+                    return;
+                }
+            }
+        });
+        for title in &titles {
+            match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok((i, Ok(()))) => assert_eq!(&titles[i], title),
+                Ok((i, Err(e))) => panic!("case {i} ({}): {e}", titles[i]),
+                Err(e) => panic!("case `{title}` did not finish: {e}"),
+            }
         }
     }
 
@@ -818,6 +852,10 @@ mod tests {
         assert!(r.start < 5.0 && r.end > 5.0);
         let r = axis_range([5.0].into_iter(), true);
         assert!(r.start < 5.0 && r.end > 5.0 && r.start > 0.0);
+        let r = axis_range([f64::MIN, f64::MAX].into_iter(), false);
+        assert!((r.end - r.start).is_finite() && r.start < r.end);
+        let r = axis_range([5e-324, f64::MAX].into_iter(), true);
+        assert!((r.end / r.start).is_finite() && r.start > 0.0 && r.start < r.end);
     }
 
     #[test]
@@ -828,6 +866,7 @@ mod tests {
         assert_eq!(lin.format(-0.0), "0");
         let big = TickFormat::new(&(0.0..2e7), false);
         assert_eq!(big.format(1.5e7), "1.5e7");
+        assert_eq!(big.format(0.0), "0");
         let log = TickFormat::new(&(1e-6..1e2), true);
         assert_eq!(log.format(1e-6), "1e-6");
         assert_eq!(log.format(0.009999999999999998), "0.01");

@@ -112,10 +112,7 @@ impl Table {
 
     /// The column called `name`, if any.
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, c)| c)
+        self.columns.iter().find(|(n, _)| n == name).map(|(_, c)| c)
     }
 
     /// Iterates over `(name, column)` pairs in insertion order.
@@ -132,9 +129,7 @@ mod tests {
     fn push_column_rejects_length_mismatch() {
         let mut t = Table::new();
         t.push_column("a", Column::F64(vec![1.0, 2.0])).unwrap();
-        let err = t
-            .push_column("b", Column::I64(vec![1, 2, 3]))
-            .unwrap_err();
+        let err = t.push_column("b", Column::I64(vec![1, 2, 3])).unwrap_err();
         match err {
             ReportError::LengthMismatch {
                 name,

@@ -88,7 +88,7 @@ pub fn solve_conic(
             "the convex program needs at least one triple".into(),
         ));
     }
-    if !(beta > 0.0) || m2 == 0 {
+    if beta.is_nan() || beta <= 0.0 || m2 == 0 {
         return Err(SolverError::Invalid(format!(
             "need β > 0 and m2 ≥ 1 (β = {beta}, m2 = {m2})"
         )));

@@ -103,3 +103,71 @@ fn convex_optimum_is_below_every_sgd_run() {
         }
     }
 }
+
+#[test]
+fn proposition_1_holds_with_several_second_layer_neurons() {
+    let (x, y) = toy(7);
+    let set = ArrangementSet::enumerate_exact(x.view(), 2).unwrap();
+    for m2 in [2, 3] {
+        let solved = solve_certified(
+            x.view(),
+            y.view(),
+            &set,
+            0.01,
+            m2,
+            &WorkingSetSettings::default(),
+        )
+        .unwrap();
+        let solution = &solved.last.solution;
+        let convex = solution.objective(x.view(), y.view(), 0.01, m2);
+        let net = solution.to_network(m2, 0.0).unwrap();
+        assert_eq!(net.m2(), m2);
+        let mapped = net
+            .objective(x.view(), y.view(), Loss::Squared, 0.01, Regularizer::Path)
+            .unwrap();
+        let rel = (mapped.objective - convex.objective).abs() / convex.objective;
+        assert!(rel < 1e-6, "m2 = {m2}: relative difference {rel:e}");
+        assert!(solved.certificate.relative_gap < 1e-6);
+    }
+}
+
+#[test]
+fn a_sampled_subset_gives_an_optimum_no_lower_than_the_exact_set() {
+    let (x, y) = toy(2021);
+    let exact = ArrangementSet::enumerate_exact(x.view(), 3).unwrap();
+    let sampled =
+        ArrangementSet::sample(x.view(), 3, 2000, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+    assert!(sampled.len() < exact.len());
+    let settings = WorkingSetSettings::default();
+    let p_exact = solve_certified(x.view(), y.view(), &exact, BETA, 1, &settings)
+        .unwrap()
+        .certificate;
+    let p_sampled = solve_certified(x.view(), y.view(), &sampled, BETA, 1, &settings)
+        .unwrap()
+        .certificate;
+    // The sampled optimum is certified for its own set only: it can only be higher.
+    assert!(p_sampled.primal >= p_exact.primal * (1.0 - 1e-6));
+    // Checked against the full set, its dual point is infeasible or it is optimal too.
+    let full = pathreg_core::convex::squared_loss_certificate(
+        x.view(),
+        y.view(),
+        &solve_certified(x.view(), y.view(), &sampled, BETA, 1, &settings)
+            .unwrap()
+            .last
+            .solution,
+        exact.triples(),
+        BETA,
+        1,
+    );
+    assert!(
+        full.dual <= p_exact.primal * (1.0 + 1e-9),
+        "weak duality violated"
+    );
+    eprintln!(
+        "exact {} sampled {} (P = {} of {})",
+        p_exact.primal,
+        p_sampled.primal,
+        sampled.len(),
+        exact.len()
+    );
+}

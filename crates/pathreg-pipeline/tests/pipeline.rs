@@ -1,0 +1,160 @@
+//! End-to-end runs of small manifests through the pipeline.
+
+use std::path::{Path, PathBuf};
+
+use pathreg_pipeline::{RunOptions, RunSummary, run_manifest};
+use pathreg_report::{Column, read_parquet};
+
+const SMALL: &str = r#"
+name = "small"
+kind = "convex_vs_nonconvex"
+seed = 5
+
+[data]
+source = "teacher"
+n = 5
+d = 2
+teacher_k = 3
+teacher_m1 = 2
+teacher_m2 = 1
+
+[model]
+m1 = 2
+beta = 0.01
+
+[arrangements]
+mode = "exact"
+
+[nonconvex]
+optimizer = "sgd"
+lr = 0.01
+momentum = 0.9
+epochs = 300
+batch_size = 2
+runs = 2
+
+[sweep]
+K = [2, 6]
+"#;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run_in(
+    dir: &Path,
+    manifest: &str,
+    threads: usize,
+) -> Result<RunSummary, pathreg_pipeline::PipelineError> {
+    let path = dir.join("manifest.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let options = RunOptions {
+        outputs_root: dir.join("outputs"),
+        workspace_root: workspace_root(),
+        progress: Box::new(|_| {}),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| run_manifest(&path, &options))
+}
+
+#[test]
+fn writes_every_output_and_is_deterministic_across_thread_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = run_in(dir.path(), SMALL, 1).unwrap();
+    let out = dir.path().join("outputs/small");
+    for file in [
+        "results.csv",
+        "results.parquet",
+        "table.md",
+        "data.csv",
+        "run.json",
+        "curves_K2.svg",
+        "curves_K6.png",
+    ] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(
+        csv.starts_with("method,K,run,seed,objective,loss,regularizer,time_s,status,iterations"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1 + 1 + 2 * 2);
+    let table = read_parquet(&out.join("results.parquet")).unwrap();
+    assert_eq!(table.n_rows(), 5);
+    let Some(Column::Str(status)) = table.column("status") else {
+        panic!("status column")
+    };
+    assert_eq!(status[0], "certified_global_optimum");
+    let Some(Column::F64(objective)) = table.column("objective") else {
+        panic!("objective column")
+    };
+    // The certified convex optimum is below every non-convex run.
+    assert!(
+        objective[1..]
+            .iter()
+            .all(|o| objective[0] <= o * (1.0 + 1e-6))
+    );
+    let data = std::fs::read_to_string(out.join("data.csv")).unwrap();
+    assert!(data.starts_with("x0,x1,y\n") && data.lines().count() == 6);
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["result_hash"], one.result_hash.as_str());
+    assert!(run["convex"]["relative_gap"].as_f64().unwrap() < 1e-6);
+    assert_eq!(run["arrangement_mode"], "exact");
+
+    let two = run_in(dir.path(), SMALL, 2).unwrap();
+    assert_eq!(
+        one.result_hash, two.result_hash,
+        "results depend on the thread count"
+    );
+    // No staging folders are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("outputs"))
+        .unwrap()
+        .collect();
+    assert_eq!(leftovers.len(), 1);
+}
+
+#[test]
+fn a_user_csv_runs_through_the_same_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(
+        dir.path().join("data/mine.csv"),
+        "a,b,label\n0.5,-1.2,0.3\n1.5,0.2,1.1\n-0.7,0.9,0.0\n0.1,0.4,0.8\n-1.1,-0.3,-0.2\n2.0,1.0,1.7\n",
+    )
+    .unwrap();
+    let manifest = SMALL.replace(
+        "source = \"teacher\"\nn = 5\nd = 2\nteacher_k = 3\nteacher_m1 = 2\nteacher_m2 = 1",
+        "source = \"csv\"\npath = \"data/mine.csv\"",
+    );
+    let summary = run_in(dir.path(), &manifest, 2).unwrap();
+    let data = std::fs::read_to_string(summary.output_dir.join("data.csv")).unwrap();
+    assert!(data.starts_with("a,b,y\n0.5,-1.2,0.3\n"), "{data}");
+
+    std::fs::write(
+        dir.path().join("data/mine.csv"),
+        "a,b,label\n1,2,3\n4,five,6\n",
+    )
+    .unwrap();
+    let err = run_in(dir.path(), &manifest, 2).unwrap_err().to_string();
+    assert!(
+        err.contains("mine.csv:3:") && err.contains("\"five\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_invalid_manifest_fails_before_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = run_in(dir.path(), &SMALL.replace("beta = 0.01", "beta = 0"), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("manifest.toml:") && err.contains("model.beta"),
+        "{err}"
+    );
+    assert!(!dir.path().join("outputs").exists());
+}
