@@ -71,6 +71,7 @@ pub(crate) fn write_all(
         &staging.join("table.md"),
         markdown(prepared, results).as_bytes(),
     )?;
+    write_csv(&curves_table(results)?, &staging.join("curves.csv"))?;
     write_figures(&staging, prepared, results)?;
     let json = serde_json::to_string_pretty(run_info)
         .map_err(|e| PipelineError::Verification(format!("run.json: {e}")))?;
@@ -115,6 +116,51 @@ fn results_table(results: &[CellResult]) -> Result<Table, PipelineError> {
     table.push_column("status", strings(&|r| r.status.clone()))?;
     table.push_column("iterations", ints(&|r| r.iterations as i64))?;
     Ok(table)
+}
+
+/// The recorded objective curves, one row per (run, epoch).
+fn curves_table(results: &[CellResult]) -> Result<Table, PipelineError> {
+    let rows: Vec<(&CellResult, usize, f64)> = results
+        .iter()
+        .flat_map(|r| {
+            r.curve
+                .iter()
+                .map(move |(epoch, value)| (r, *epoch, *value))
+        })
+        .collect();
+    let mut table = Table::new();
+    table.push_column(
+        "method",
+        Column::Str(rows.iter().map(|r| r.0.method.clone()).collect()),
+    )?;
+    table.push_column(
+        "K",
+        Column::I64(rows.iter().map(|r| r.0.k as i64).collect()),
+    )?;
+    table.push_column(
+        "run",
+        Column::I64(rows.iter().map(|r| r.0.run as i64).collect()),
+    )?;
+    table.push_column(
+        "epoch",
+        Column::I64(rows.iter().map(|r| r.1 as i64).collect()),
+    )?;
+    table.push_column("objective", Column::F64(rows.iter().map(|r| r.2).collect()))?;
+    Ok(table)
+}
+
+/// Largest relative decrease of the objective over the last tenth of the
+/// recorded epochs, over all runs: how far from converged the runs stopped.
+fn final_relative_change(results: &[CellResult]) -> Option<f64> {
+    results
+        .iter()
+        .filter_map(|r| {
+            let (last_epoch, last) = *r.curve.last()?;
+            let cutoff = last_epoch - last_epoch / 10;
+            let (_, earlier) = r.curve.iter().rev().find(|(e, _)| *e <= cutoff)?;
+            Some((earlier - last).abs() / last.abs().max(f64::MIN_POSITIVE))
+        })
+        .reduce(f64::max)
 }
 
 fn objective_cell(objective: f64, time_s: f64) -> [String; 2] {
@@ -243,6 +289,13 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
             "- Non-convex runs: {:?}, {} epochs, batch size {}, {:?} regularizer, LeCun-normal initialization; seeds in results.csv.",
             nc.optimizer, nc.epochs, nc.batch_size, nc.regularizer
         );
+        if let Some(change) = final_relative_change(results) {
+            let _ = writeln!(
+                out,
+                "- Convergence: over the last tenth of the epochs, no run's objective moved by more than {:.2e} (relative); curves in curves.csv.",
+                change
+            );
+        }
     }
     out
 }
