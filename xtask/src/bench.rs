@@ -55,19 +55,28 @@ pub fn run(root: &Path, repeat: usize) -> Result<()> {
         solve
     );
     let outputs = tempfile::tempdir().context("temporary output folder")?;
-    let whole = median(repeat.min(3), || {
-        let options = RunOptions {
-            outputs_root: outputs.path().to_path_buf(),
-            workspace_root: root.to_path_buf(),
-            progress: Box::new(|_| {}),
-        };
-        run_manifest(&manifest_path, &options).map(|_| ())
+    let cache = tempfile::tempdir().context("temporary cache folder")?;
+    let options = |cache_root: Option<std::path::PathBuf>| RunOptions {
+        outputs_root: outputs.path().to_path_buf(),
+        workspace_root: root.to_path_buf(),
+        cache_root,
+        progress: Box::new(|_| {}),
+    };
+    let runs = repeat.min(3);
+    let cold = median(runs, || {
+        run_manifest(&manifest_path, &options(None)).map(|_| ())
     })?;
     println!(
-        "whole table2 manifest: median {:.3} s over {} ({} threads)",
-        whole,
-        repeat.min(3),
+        "whole table2 manifest, cold (no cache): median {cold:.3} s over {runs} ({} threads)",
         rayon::current_num_threads()
+    );
+    run_manifest(&manifest_path, &options(Some(cache.path().to_path_buf())))?;
+    let warm = median(repeat, || {
+        run_manifest(&manifest_path, &options(Some(cache.path().to_path_buf()))).map(|_| ())
+    })?;
+    println!(
+        "whole table2 manifest, warm (all cached): median {warm:.3} s over {repeat} ({:.1} % of cold)",
+        100.0 * warm / cold
     );
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask`: the pathreg orchestrator.
 //!
 //! - `cargo xtask run <manifest>…` runs experiment manifests and writes `outputs/<name>/`.
+//! - `cargo xtask verify [manifest…]` regenerates and compares with `outputs/results.lock`.
+//! - `cargo xtask list` / `clean` inspect and remove the cache.
 //! - `cargo xtask bench` times the Table 2 pipeline stages and reports medians.
 
 mod bench;
@@ -12,7 +14,11 @@ use std::sync::Mutex;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pathreg_pipeline::{Progress, RunOptions, run_manifest};
+use std::process::ExitCode;
+
+use pathreg_pipeline::cache::Cache;
+use pathreg_pipeline::lock::{HashKind, LockFile, compare};
+use pathreg_pipeline::{Progress, RunOptions, RunSummary, cached_cells, run_manifest};
 
 #[derive(Parser)]
 #[command(
@@ -31,20 +37,64 @@ enum Command {
         /// Manifest files (default: experiments/table2.toml, the synthetic
         /// Table 2 experiment, which needs no download).
         manifests: Vec<PathBuf>,
-        /// Folder for the results (default: <workspace>/outputs).
+        #[command(flatten)]
+        common: Common,
+        /// Record the results' hashes in outputs/results.lock.
         #[arg(long)]
-        outputs: Option<PathBuf>,
-        /// No progress bar.
-        #[arg(long, short)]
-        quiet: bool,
+        update_lock: bool,
     },
-    /// Time exact enumeration, the certified convex solve and the whole
-    /// Table 2 manifest; print medians.
+    /// Regenerate experiments and compare with outputs/results.lock; exits
+    /// non-zero with the cells that moved.
+    Verify {
+        /// Manifests (default: every experiment in the lock).
+        manifests: Vec<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+        /// Compare the rounded hashes (stable across machines) instead of the exact ones.
+        #[arg(long)]
+        rounded: bool,
+        /// Reuse cached results instead of recomputing everything.
+        #[arg(long)]
+        use_cache: bool,
+    },
+    /// List the experiments in experiments/, their cells and which are cached.
+    List {
+        /// Cache folder (default: $PATHREG_CACHE or <workspace>/.pathreg-cache).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Remove the cache, or one stage of it.
+    Clean {
+        /// Cache folder (default: $PATHREG_CACHE or <workspace>/.pathreg-cache).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Only this stage: arrangements, convex or nonconvex.
+        #[arg(long)]
+        stage: Option<String>,
+    },
+    /// Time exact enumeration, the certified convex solve and the Table 2
+    /// manifest cold and warm; print medians.
     Bench {
         /// Repetitions per measurement.
         #[arg(long, default_value_t = 7)]
         repeat: usize,
     },
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// Folder for the results (default: <workspace>/outputs).
+    #[arg(long)]
+    outputs: Option<PathBuf>,
+    /// Cache folder (default: $PATHREG_CACHE or <workspace>/.pathreg-cache).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Recompute everything; read and write no cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// The workspace root (this crate's parent folder).
@@ -55,31 +105,179 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn main() -> Result<()> {
+fn cache_dir(flag: Option<PathBuf>, root: &Path) -> PathBuf {
+    flag.or_else(|| std::env::var_os("PATHREG_CACHE").map(PathBuf::from))
+        .unwrap_or_else(|| root.join(".pathreg-cache"))
+}
+
+fn lock_path(root: &Path) -> PathBuf {
+    root.join("outputs/results.lock")
+}
+
+/// The manifest path as recorded in the lock: relative to the workspace when inside it.
+fn lock_manifest_name(manifest: &Path, root: &Path) -> String {
+    let absolute = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_path_buf());
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    absolute
+        .strip_prefix(&root)
+        .unwrap_or(&absolute)
+        .display()
+        .to_string()
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<ExitCode> {
     let cli = Cli::parse();
+    let root = workspace_root();
     match cli.command {
         Command::Run {
             manifests,
-            outputs,
-            quiet,
+            common,
+            update_lock,
         } => {
-            let root = workspace_root();
-            let outputs = outputs.unwrap_or_else(|| root.join("outputs"));
             let manifests = if manifests.is_empty() {
                 vec![root.join("experiments/table2.toml")]
             } else {
                 manifests
             };
+            let mut lock = LockFile::read(&lock_path(&root))?;
             for manifest in &manifests {
-                run_one(manifest, &outputs, &root, quiet)?;
+                let summary = run_one(manifest, &common, &root)?;
+                if update_lock {
+                    let name = summary
+                        .output_dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    lock.record(&name, &lock_manifest_name(manifest, &root), &summary);
+                }
             }
-            Ok(())
+            if update_lock {
+                lock.write(&lock_path(&root))?;
+                eprintln!("updated {}", lock_path(&root).display());
+            }
+            Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { repeat } => bench::run(&workspace_root(), repeat.max(1)),
+        Command::Verify {
+            manifests,
+            mut common,
+            rounded,
+            use_cache,
+        } => {
+            let lock = LockFile::read(&lock_path(&root))?;
+            let manifests: Vec<PathBuf> = if manifests.is_empty() {
+                lock.experiments
+                    .values()
+                    .map(|e| root.join(&e.manifest))
+                    .collect()
+            } else {
+                manifests
+            };
+            if manifests.is_empty() {
+                anyhow::bail!(
+                    "{} records no experiments; run with --update-lock first",
+                    lock_path(&root).display()
+                );
+            }
+            common.no_cache |= !use_cache;
+            let kind = if rounded {
+                HashKind::Rounded
+            } else {
+                HashKind::Exact
+            };
+            let mut failed = false;
+            for manifest in &manifests {
+                let summary = run_one(manifest, &common, &root)?;
+                let name = summary
+                    .output_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let which = if rounded { "rounded" } else { "exact" };
+                match lock.experiments.get(&name) {
+                    None => {
+                        failed = true;
+                        println!("{name}: not in the lock");
+                    }
+                    Some(locked) => {
+                        let diff = compare(locked, &summary, kind);
+                        if diff.is_empty() {
+                            println!("{name}: {which} hash matches ({} cells)", summary.cells);
+                        } else {
+                            failed = true;
+                            println!(
+                                "{name}: {which} hash differs from the lock; cells that moved:"
+                            );
+                            for line in diff {
+                                println!("{line}");
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::List { cache_dir: flag } => {
+            let cache = cache_dir(flag, &root);
+            let mut manifests: Vec<PathBuf> = std::fs::read_dir(root.join("experiments"))
+                .context("reading experiments/")?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            manifests.sort();
+            for manifest in manifests {
+                let cells = cached_cells(&manifest, &cache)
+                    .with_context(|| format!("listing {}", manifest.display()))?;
+                let cached = cells.iter().filter(|c| c.1).count();
+                println!(
+                    "{} — {} cells, {} cached",
+                    manifest.display(),
+                    cells.len(),
+                    cached
+                );
+                for (label, is_cached) in cells {
+                    println!(
+                        "  [{}] {label}",
+                        if is_cached { "cached" } else { "      " }
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clean {
+            cache_dir: flag,
+            stage,
+        } => {
+            let cache = Cache::new(Some(cache_dir(flag, &root)));
+            cache.clean(stage.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { repeat } => {
+            bench::run(&root, repeat.max(1))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
-fn run_one(manifest: &Path, outputs: &Path, root: &Path, quiet: bool) -> Result<()> {
+fn run_one(manifest: &Path, common: &Common, root: &Path) -> Result<RunSummary> {
+    let outputs = common
+        .outputs
+        .clone()
+        .unwrap_or_else(|| root.join("outputs"));
+    let quiet = common.quiet;
     let bar = ProgressBar::new(0);
     if quiet || !std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::hidden());
@@ -92,8 +290,9 @@ fn run_one(manifest: &Path, outputs: &Path, root: &Path, quiet: bool) -> Result<
     bar.set_prefix(manifest.display().to_string());
     let shared = Mutex::new(bar.clone());
     let options = RunOptions {
-        outputs_root: outputs.to_path_buf(),
+        outputs_root: outputs,
         workspace_root: root.to_path_buf(),
+        cache_root: (!common.no_cache).then(|| cache_dir(common.cache_dir.clone(), root)),
         progress: Box::new(move |event| {
             let Ok(bar) = shared.lock() else { return };
             match event {
@@ -114,13 +313,15 @@ fn run_one(manifest: &Path, outputs: &Path, root: &Path, quiet: bool) -> Result<
     bar.finish_and_clear();
     if !quiet {
         eprintln!(
-            "{}: {} cells in {:.2} s → {} (result hash {})",
+            "{}: {} cells ({} cache hits, {} computed) in {:.2} s → {} (result hash {})",
             manifest.display(),
             summary.cells,
+            summary.cache_hits,
+            summary.cache_misses,
             summary.wall_s,
             summary.output_dir.display(),
             &summary.result_hash[..16]
         );
     }
-    Ok(())
+    Ok(summary)
 }

@@ -3,8 +3,10 @@
 //! `outputs/<name>/`. The pipeline orchestrates; the math lives in
 //! `pathreg-core` and `pathreg-solvers`.
 
+pub mod cache;
+pub mod lock;
 pub mod manifest;
-mod outputs;
+pub mod outputs;
 mod provenance;
 mod run;
 pub mod seeds;
@@ -12,7 +14,7 @@ pub mod seeds;
 use std::path::PathBuf;
 
 pub use manifest::Experiment;
-pub use run::{Progress, RunOptions, RunSummary, run_manifest};
+pub use run::{Progress, RunOptions, RunSummary, cached_cells, run_manifest};
 
 /// Errors of the pipeline, each naming the file or stage at fault.
 #[derive(Debug, thiserror::Error)]

@@ -22,21 +22,91 @@ pub struct Experiment {
     pub description: String,
     /// Master seed; every random stream derives from it and its cell coordinates.
     pub seed: u64,
-    /// Where the training data comes from.
+    /// Where the training data comes from (before sweep overrides).
     pub data: DataSpec,
-    /// Network and objective.
+    /// Network and objective (before sweep overrides).
     pub model: ModelSpec,
-    /// Hyperplane arrangements for the convex program.
+    /// Hyperplane arrangements for the convex program (before sweep overrides).
     pub arrangements: ArrangementSpec,
     /// Convex solver settings.
     pub convex: ConvexSpec,
-    /// Non-convex baselines (absent: convex only).
+    /// Non-convex baselines (absent: convex only; before sweep overrides).
     pub nonconvex: Option<NonconvexSpec>,
-    /// Sub-network counts K of the non-convex runs.
-    pub sweep_k: Vec<usize>,
+    /// The swept keys, in manifest order (axes of the cartesian product).
+    pub sweep_keys: Vec<String>,
+    /// Every cell coordinate of the sweep, with all overrides applied and validated.
+    pub points: Vec<Point>,
     /// Published values shown alongside the results.
     pub reference: Option<Reference>,
 }
+
+/// A swept value.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum SweepValue {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+}
+
+impl std::fmt::Display for SweepValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SweepValue::Int(v) => write!(f, "{v}"),
+            SweepValue::Float(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// One point of the sweep: its coordinates and the resolved settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Point {
+    /// `(key, value)` for every swept key, in sweep order.
+    pub coords: Vec<(String, SweepValue)>,
+    /// Sub-networks of the non-convex runs (`sweep.K`).
+    pub k: Option<usize>,
+    /// Replicate tag mixed into the data seed (`sweep."data.seed"`).
+    pub data_tag: Option<i64>,
+    /// Data source.
+    pub data: DataSpec,
+    /// Network and objective.
+    pub model: ModelSpec,
+    /// Arrangements.
+    pub arrangements: ArrangementSpec,
+    /// Non-convex baselines.
+    pub nonconvex: Option<NonconvexSpec>,
+}
+
+impl Point {
+    /// The coordinates other than K, as `key=value` labels.
+    pub fn group_label(&self) -> String {
+        self.coords
+            .iter()
+            .filter(|(k, _)| k != "K")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Keys a `[sweep]` may list.
+pub const SWEEP_KEYS: &[&str] = &[
+    "K",
+    "data.seed",
+    "data.n",
+    "data.d",
+    "data.noise",
+    "model.m1",
+    "model.m2",
+    "model.beta",
+    "arrangements.draws",
+    "nonconvex.lr",
+    "nonconvex.momentum",
+    "nonconvex.epochs",
+    "nonconvex.batch_size",
+    "nonconvex.runs",
+];
 
 /// The training data.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -151,7 +221,8 @@ struct RawManifest {
     #[serde(default)]
     convex: RawConvex,
     nonconvex: Option<RawNonconvex>,
-    sweep: RawSweep,
+    #[serde(default)]
+    sweep: std::collections::BTreeMap<String, Spanned<toml::Value>>,
     reference: Option<Reference>,
 }
 
@@ -206,13 +277,6 @@ struct RawNonconvex {
     #[serde(default = "path_regularizer")]
     regularizer: Spanned<String>,
     record_every: Option<Spanned<usize>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSweep {
-    #[serde(rename = "K")]
-    k: Spanned<Vec<usize>>,
 }
 
 fn one() -> Spanned<usize> {
@@ -401,29 +465,245 @@ impl Validator<'_> {
             .as_ref()
             .map(|nc| self.nonconvex(nc))
             .transpose()?;
-        let ks = raw.sweep.k.get_ref();
-        if ks.is_empty() {
-            return Err(self.error(
-                raw.sweep.k.span(),
-                "sweep.K",
-                "must list at least one value",
-            ));
-        }
-        if ks.contains(&0) {
-            return Err(self.error(raw.sweep.k.span(), "sweep.K", "every K must be at least 1"));
-        }
+        let base = Point {
+            coords: Vec::new(),
+            k: None,
+            data_tag: None,
+            data,
+            model,
+            arrangements: ArrangementSpec { mode, draws },
+            nonconvex,
+        };
+        let (sweep_keys, points) = self.sweep(&raw.sweep, base.clone(), raw.kind.span())?;
         Ok(Experiment {
             name: name.clone(),
             description: raw.description,
             seed: raw.seed,
-            data,
-            model,
-            arrangements: ArrangementSpec { mode, draws },
+            data: base.data,
+            model: base.model,
+            arrangements: base.arrangements,
             convex,
-            nonconvex,
-            sweep_k: ks.clone(),
+            nonconvex: base.nonconvex,
+            sweep_keys,
+            points,
             reference: raw.reference,
         })
+    }
+
+    /// Expands `[sweep]`: every key's list is an axis of a cartesian product,
+    /// except keys grouped by `zip = [["a", "b"], …]`, whose lists (of equal
+    /// length) advance together as one axis.
+    fn sweep(
+        &self,
+        raw: &std::collections::BTreeMap<String, Spanned<toml::Value>>,
+        base: Point,
+        kind_span: std::ops::Range<usize>,
+    ) -> Result<(Vec<String>, Vec<Point>), PipelineError> {
+        // Axes in manifest order (the BTreeMap is sorted by key; spans give the order).
+        let mut entries: Vec<(&String, &Spanned<toml::Value>)> =
+            raw.iter().filter(|(k, _)| *k != "zip").collect();
+        entries.sort_by_key(|(_, v)| v.span().start);
+        let mut lists: Vec<(String, std::ops::Range<usize>, Vec<SweepValue>)> = Vec::new();
+        for (key, value) in entries {
+            let full_key = format!("sweep.{key}");
+            if !SWEEP_KEYS.contains(&key.as_str()) {
+                return Err(self.error(
+                    value.span(),
+                    &full_key,
+                    format!("cannot be swept; sweepable keys: {SWEEP_KEYS:?}"),
+                ));
+            }
+            let Some(array) = value.get_ref().as_array() else {
+                return Err(self.error(value.span(), &full_key, "must be a list of values"));
+            };
+            if array.is_empty() {
+                return Err(self.error(value.span(), &full_key, "must list at least one value"));
+            }
+            let values = array
+                .iter()
+                .map(|v| match v {
+                    toml::Value::Integer(i) => Ok(SweepValue::Int(*i)),
+                    toml::Value::Float(f) => Ok(SweepValue::Float(*f)),
+                    other => {
+                        Err(self.error(value.span(), &full_key, format!("{other} is not a number")))
+                    }
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            lists.push((key.clone(), value.span(), values));
+        }
+        // Zip groups.
+        let mut axes: Vec<Vec<usize>> = Vec::new(); // indices into `lists`
+        let mut zipped = vec![false; lists.len()];
+        if let Some(zip) = raw.get("zip") {
+            let bad = || {
+                self.error(zip.span(), "sweep.zip", "must be a list of lists of swept keys, e.g. [[\"model.beta\", \"nonconvex.lr\"]]")
+            };
+            let groups = zip.get_ref().as_array().ok_or_else(bad)?;
+            for group in groups {
+                let names = group.as_array().ok_or_else(bad)?;
+                let mut axis = Vec::new();
+                for name in names {
+                    let name = name.as_str().ok_or_else(bad)?;
+                    let Some(i) = lists.iter().position(|(k, _, _)| k == name) else {
+                        return Err(self.error(
+                            zip.span(),
+                            "sweep.zip",
+                            format!("{name:?} is not a swept key"),
+                        ));
+                    };
+                    if zipped[i] {
+                        return Err(self.error(
+                            zip.span(),
+                            "sweep.zip",
+                            format!("{name:?} appears in two zip groups"),
+                        ));
+                    }
+                    zipped[i] = true;
+                    axis.push(i);
+                }
+                if let Some(&first) = axis.first() {
+                    let len = lists[first].2.len();
+                    if axis.iter().any(|&i| lists[i].2.len() != len) {
+                        return Err(self.error(
+                            zip.span(),
+                            "sweep.zip",
+                            "zipped lists must have the same length",
+                        ));
+                    }
+                    axes.push(axis);
+                }
+            }
+        }
+        for i in 0..lists.len() {
+            if !zipped[i] {
+                axes.push(vec![i]);
+            }
+        }
+        axes.sort_by_key(|axis| axis.iter().map(|&i| lists[i].1.start).min().unwrap_or(0));
+        if base.nonconvex.is_some() && !lists.iter().any(|(k, _, _)| k == "K") {
+            return Err(self.error(
+                kind_span,
+                "sweep.K",
+                "is required when [nonconvex] is present (the sub-network counts to train)",
+            ));
+        }
+        // Cartesian product over axes (last axis fastest).
+        let mut points = vec![base];
+        for axis in &axes {
+            let len = lists[axis[0]].2.len();
+            let mut next = Vec::with_capacity(points.len() * len);
+            for point in &points {
+                for step in 0..len {
+                    let mut p = point.clone();
+                    for &i in axis {
+                        let (key, span, values) = &lists[i];
+                        self.apply(&mut p, key, values[step], span.clone())?;
+                    }
+                    next.push(p);
+                }
+            }
+            points = next;
+        }
+        // Coordinates in manifest order of the keys.
+        let mut order: Vec<usize> = (0..lists.len()).collect();
+        order.sort_by_key(|&i| lists[i].1.start);
+        let keys: Vec<String> = order.iter().map(|&i| lists[i].0.clone()).collect();
+        for p in &mut points {
+            p.coords
+                .sort_by_key(|(k, _)| keys.iter().position(|x| x == k));
+        }
+        Ok((keys, points))
+    }
+
+    fn apply(
+        &self,
+        p: &mut Point,
+        key: &str,
+        value: SweepValue,
+        span: std::ops::Range<usize>,
+    ) -> Result<(), PipelineError> {
+        let full_key = format!("sweep.{key}");
+        let err = |reason: String| self.error(span.clone(), &full_key, reason);
+        let as_count = || match value {
+            SweepValue::Int(i) if i >= 1 => {
+                usize::try_from(i).map_err(|_| err(format!("{i} is too large")))
+            }
+            other => Err(err(format!(
+                "every value must be an integer ≥ 1, got {other}"
+            ))),
+        };
+        let as_float = || match value {
+            SweepValue::Int(i) => i as f64,
+            SweepValue::Float(f) => f,
+        };
+        p.coords.push((key.to_string(), value));
+        match key {
+            "K" => p.k = Some(as_count()?),
+            "data.seed" => match value {
+                SweepValue::Int(i) => p.data_tag = Some(i),
+                other => return Err(err(format!("every value must be an integer, got {other}"))),
+            },
+            "data.n" | "data.d" | "data.noise" => {
+                let DataSpec::Teacher { n, d, noise, .. } = &mut p.data else {
+                    return Err(err("only applies to source = \"teacher\"".into()));
+                };
+                match key {
+                    "data.n" => *n = as_count()?,
+                    "data.d" => *d = as_count()?,
+                    _ => {
+                        let v = as_float();
+                        if !(v.is_finite() && v >= 0.0) {
+                            return Err(err(format!("every value must be ≥ 0, got {v}")));
+                        }
+                        *noise = v;
+                    }
+                }
+            }
+            "model.m1" => p.model.m1 = as_count()?,
+            "model.m2" => p.model.m2 = as_count()?,
+            "model.beta" => {
+                let v = as_float();
+                if v.is_nan() || v <= 0.0 || !v.is_finite() {
+                    return Err(err(format!(
+                        "every value must be a positive finite number, got {v}"
+                    )));
+                }
+                p.model.beta = v;
+            }
+            "arrangements.draws" => p.arrangements.draws = as_count()?,
+            _ => {
+                let Some(nc) = &mut p.nonconvex else {
+                    return Err(err("needs a [nonconvex] section".into()));
+                };
+                match key {
+                    "nonconvex.epochs" => nc.epochs = as_count()?,
+                    "nonconvex.batch_size" => nc.batch_size = as_count()?,
+                    "nonconvex.runs" => nc.runs = as_count()?,
+                    "nonconvex.lr" => {
+                        let v = as_float();
+                        if v.is_nan() || v <= 0.0 || !v.is_finite() {
+                            return Err(err(format!(
+                                "every value must be a positive finite number, got {v}"
+                            )));
+                        }
+                        match &mut nc.optimizer {
+                            Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr = v,
+                        }
+                    }
+                    _ => {
+                        let v = as_float();
+                        let Optimizer::Sgd { momentum, .. } = &mut nc.optimizer else {
+                            return Err(err("momentum only applies to optimizer = \"sgd\"".into()));
+                        };
+                        if !(0.0..1.0).contains(&v) {
+                            return Err(err(format!("every value must be in [0, 1), got {v}")));
+                        }
+                        *momentum = v;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn data(&self, raw: &RawData) -> Result<DataSpec, PipelineError> {
@@ -618,7 +898,8 @@ K = [5, 20]
         assert_eq!(e.model.m2, 1);
         assert_eq!(e.model.loss, Loss::Squared);
         assert_eq!(e.convex.tolerance, DEFAULT_TOLERANCE);
-        assert_eq!(e.sweep_k, [5, 20]);
+        assert_eq!(e.points.len(), 2);
+        assert_eq!(e.points[1].k, Some(20));
         assert_eq!(e.nonconvex.unwrap().record_every, 1);
     }
 
@@ -630,10 +911,50 @@ K = [5, 20]
         assert!(e.contains("model.m1") && e.contains("at least 1"), "{e}");
         let e = err(&GOOD.replace("K = [5, 20]", "K = []"));
         assert!(e.contains("sweep.K") && e.contains("at least one"), "{e}");
+        let e = err(&GOOD.replace("K = [5, 20]", "K = [5, 0]"));
+        assert!(e.contains("sweep.K") && e.contains("integer ≥ 1"), "{e}");
+        let e = err(&GOOD.replace("K = [5, 20]", "K = [5]\n\"model.beta\" = [0.1, -2.0]"));
+        assert!(
+            e.contains("sweep.model.beta") && e.contains("positive"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("K = [5, 20]", "K = [5]\n\"model.gamma\" = [1]"));
+        assert!(e.contains("cannot be swept"), "{e}");
+        let e = err(&GOOD.replace("K = [5, 20]", "\"model.beta\" = [0.1]"));
+        assert!(e.contains("sweep.K") && e.contains("required"), "{e}");
         let e = err(&GOOD.replace("mode = \"exact\"", "mode = \"approximate\""));
         assert!(e.contains("arrangements.mode"), "{e}");
         let e = err(&GOOD.replace("name = \"toy\"", "name = \"../etc\""));
         assert!(e.contains("name") && e.contains("outputs/"), "{e}");
+    }
+
+    #[test]
+    fn sweeps_expand_to_the_cartesian_product_or_zip() {
+        let text = GOOD.replace(
+            "K = [5, 20]",
+            "K = [5, 20]\n\"model.beta\" = [0.1, 0.2, 0.3]\n\"nonconvex.lr\" = [1.0, 2.0, 3.0]",
+        );
+        let e = parse(&text, Path::new("x.toml")).unwrap();
+        assert_eq!(e.points.len(), 2 * 3 * 3);
+        assert_eq!(e.sweep_keys, ["K", "model.beta", "nonconvex.lr"]);
+        let zipped = parse(
+            &format!("{text}zip = [[\"model.beta\", \"nonconvex.lr\"]]\n"),
+            Path::new("x.toml"),
+        )
+        .unwrap();
+        assert_eq!(zipped.points.len(), 2 * 3);
+        let last = zipped.points.last().unwrap();
+        assert_eq!(last.model.beta, 0.3);
+        assert!(
+            matches!(last.nonconvex.unwrap().optimizer, Optimizer::Sgd { lr, .. } if lr == 3.0)
+        );
+        let bad = format!("{}zip = [[\"model.beta\", \"K\"]]\n", text);
+        assert!(
+            parse(&bad, Path::new("x.toml"))
+                .unwrap_err()
+                .to_string()
+                .contains("same length")
+        );
     }
 
     #[test]

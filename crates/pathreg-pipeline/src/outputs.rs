@@ -13,30 +13,95 @@ use pathreg_report::{
 use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
+use crate::manifest::SweepValue;
 use crate::provenance::RunInfo;
 use crate::run::{CellResult, Prepared};
 
-/// SHA-256 over every result field except timings, floats by their exact bits.
-pub(crate) fn result_hash(results: &[CellResult]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"pathreg/results/v1");
-    for r in results {
-        for text in [r.method.as_str(), r.status.as_str()] {
-            hasher.update((text.len() as u64).to_le_bytes());
-            hasher.update(text.as_bytes());
-        }
-        for v in [r.k as u64, r.run as u64, r.seed, r.iterations] {
-            hasher.update(v.to_le_bytes());
-        }
-        for v in [r.objective, r.loss, r.regularizer] {
-            hasher.update(v.to_bits().to_le_bytes());
-        }
-        for (epoch, value) in &r.curve {
-            hasher.update((*epoch as u64).to_le_bytes());
-            hasher.update(value.to_bits().to_le_bytes());
-        }
+/// Significant digits of the rounded hash.
+pub const ROUNDED_DIGITS: usize = 6;
+
+/// A result row's identity and hashes, for the lock file and `verify`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RowHash {
+    /// `method K=.. run=.. key=value…`: unique within an experiment.
+    pub label: String,
+    /// SHA-256 of the row's exact values (floats by their bits).
+    pub exact: String,
+    /// SHA-256 of the row's values rounded to [`ROUNDED_DIGITS`] significant digits.
+    pub rounded: String,
+    /// The objective, rounded, for readable diffs.
+    pub objective: String,
+}
+
+/// The experiment-level hashes and the per-row ones.
+#[derive(Debug, Clone)]
+pub(crate) struct Hashes {
+    pub exact: String,
+    pub rounded: String,
+    pub rows: Vec<RowHash>,
+}
+
+fn rounded(v: f64) -> String {
+    format!("{:.*e}", ROUNDED_DIGITS - 1, v)
+}
+
+pub(crate) fn row_label(r: &CellResult) -> String {
+    let mut label = format!("{} K={} run={}", r.fit.method, r.k, r.run);
+    for (key, value) in r.coords.iter().filter(|(k, _)| k != "K") {
+        label.push_str(&format!(" {key}={value}"));
     }
-    hex::encode(hasher.finalize())
+    label
+}
+
+/// Hashes every result field except timings and cache flags.
+pub(crate) fn hashes(results: &[CellResult]) -> Hashes {
+    let mut all_exact = Sha256::new();
+    let mut all_rounded = Sha256::new();
+    all_exact.update(b"pathreg/results/v2");
+    all_rounded.update(b"pathreg/results-rounded/v2");
+    let mut rows = Vec::with_capacity(results.len());
+    for r in results {
+        let label = row_label(r);
+        let f = &r.fit;
+        let mut text_parts = vec![
+            label.clone(),
+            f.status.clone(),
+            f.seed.to_string(),
+            f.iterations.to_string(),
+            f.subnetworks.to_string(),
+        ];
+        let mut exact = Sha256::new();
+        let mut round = Sha256::new();
+        for v in [f.objective, f.loss, f.regularizer]
+            .into_iter()
+            .chain(f.curve.iter().map(|c| c.1))
+        {
+            exact.update(v.to_bits().to_le_bytes());
+            text_parts.push(rounded(v));
+        }
+        for part in &text_parts {
+            round.update((part.len() as u64).to_le_bytes());
+            round.update(part.as_bytes());
+        }
+        for part in &text_parts[..5] {
+            exact.update((part.len() as u64).to_le_bytes());
+            exact.update(part.as_bytes());
+        }
+        let row = RowHash {
+            label,
+            exact: hex::encode(exact.finalize()),
+            rounded: hex::encode(round.finalize()),
+            objective: rounded(f.objective),
+        };
+        all_exact.update(row.exact.as_bytes());
+        all_rounded.update(row.rounded.as_bytes());
+        rows.push(row);
+    }
+    Hashes {
+        exact: hex::encode(all_exact.finalize()),
+        rounded: hex::encode(all_rounded.finalize()),
+        rows,
+    }
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
@@ -60,13 +125,19 @@ pub(crate) fn write_all(
     }
     std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
 
-    let table = results_table(results)?;
+    let table = results_table(prepared, results)?;
     write_csv(&table, &staging.join("results.csv"))?;
     write_parquet(&table, &staging.join("results.parquet"))?;
-    write_atomic(
-        &staging.join("data.csv"),
-        prepared.dataset.to_csv().as_bytes(),
-    )?;
+    if let [only] = prepared.data.as_slice() {
+        write_atomic(&staging.join("data.csv"), only.dataset.to_csv().as_bytes())?;
+    } else {
+        for (i, d) in prepared.data.iter().enumerate() {
+            write_atomic(
+                &staging.join(format!("data_{}.csv", i + 1)),
+                d.dataset.to_csv().as_bytes(),
+            )?;
+        }
+    }
     write_atomic(
         &staging.join("table.md"),
         markdown(prepared, results).as_bytes(),
@@ -100,21 +171,45 @@ fn staging_dir(output_dir: &Path) -> PathBuf {
     output_dir.with_file_name(format!(".{name}.staging-{}", std::process::id()))
 }
 
-fn results_table(results: &[CellResult]) -> Result<Table, PipelineError> {
+fn results_table(prepared: &Prepared, results: &[CellResult]) -> Result<Table, PipelineError> {
     let strings = |f: &dyn Fn(&CellResult) -> String| Column::Str(results.iter().map(f).collect());
     let floats = |f: &dyn Fn(&CellResult) -> f64| Column::F64(results.iter().map(f).collect());
     let ints = |f: &dyn Fn(&CellResult) -> i64| Column::I64(results.iter().map(f).collect());
     let mut table = Table::new();
-    table.push_column("method", strings(&|r| r.method.clone()))?;
+    table.push_column("method", strings(&|r| r.fit.method.clone()))?;
     table.push_column("K", ints(&|r| r.k as i64))?;
     table.push_column("run", ints(&|r| r.run as i64))?;
-    table.push_column("seed", strings(&|r| format!("{:016x}", r.seed)))?;
-    table.push_column("objective", floats(&|r| r.objective))?;
-    table.push_column("loss", floats(&|r| r.loss))?;
-    table.push_column("regularizer", floats(&|r| r.regularizer))?;
-    table.push_column("time_s", floats(&|r| r.time_s))?;
-    table.push_column("status", strings(&|r| r.status.clone()))?;
-    table.push_column("iterations", ints(&|r| r.iterations as i64))?;
+    for key in prepared.experiment.sweep_keys.iter().filter(|k| *k != "K") {
+        let value = |r: &CellResult| r.coords.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
+        let all_int = results
+            .iter()
+            .all(|r| matches!(value(r), Some(SweepValue::Int(_))));
+        let column = if all_int {
+            ints(&|r| match value(r) {
+                Some(SweepValue::Int(i)) => i,
+                _ => 0,
+            })
+        } else {
+            floats(&|r| match value(r) {
+                Some(SweepValue::Int(i)) => i as f64,
+                Some(SweepValue::Float(f)) => f,
+                None => f64::NAN,
+            })
+        };
+        table.push_column(key, column)?;
+    }
+    table.push_column("seed", strings(&|r| format!("{:016x}", r.fit.seed)))?;
+    table.push_column("objective", floats(&|r| r.fit.objective))?;
+    table.push_column("loss", floats(&|r| r.fit.loss))?;
+    table.push_column("regularizer", floats(&|r| r.fit.regularizer))?;
+    table.push_column("time_s", floats(&|r| r.fit.time_s))?;
+    table.push_column("status", strings(&|r| r.fit.status.clone()))?;
+    table.push_column("iterations", ints(&|r| r.fit.iterations as i64))?;
+    table.push_column("subnetworks", ints(&|r| r.fit.subnetworks as i64))?;
+    table.push_column(
+        "cached",
+        Column::Bool(results.iter().map(|r| r.cached).collect()),
+    )?;
     Ok(table)
 }
 
@@ -123,7 +218,8 @@ fn curves_table(results: &[CellResult]) -> Result<Table, PipelineError> {
     let rows: Vec<(&CellResult, usize, f64)> = results
         .iter()
         .flat_map(|r| {
-            r.curve
+            r.fit
+                .curve
                 .iter()
                 .map(move |(epoch, value)| (r, *epoch, *value))
         })
@@ -131,7 +227,11 @@ fn curves_table(results: &[CellResult]) -> Result<Table, PipelineError> {
     let mut table = Table::new();
     table.push_column(
         "method",
-        Column::Str(rows.iter().map(|r| r.0.method.clone()).collect()),
+        Column::Str(rows.iter().map(|r| r.0.fit.method.clone()).collect()),
+    )?;
+    table.push_column(
+        "point",
+        Column::I64(rows.iter().map(|r| r.0.point as i64 + 1).collect()),
     )?;
     table.push_column(
         "K",
@@ -155,9 +255,9 @@ fn final_relative_change(results: &[CellResult]) -> Option<f64> {
     results
         .iter()
         .filter_map(|r| {
-            let (last_epoch, last) = *r.curve.last()?;
+            let (last_epoch, last) = *r.fit.curve.last()?;
             let cutoff = last_epoch - last_epoch / 10;
-            let (_, earlier) = r.curve.iter().rev().find(|(e, _)| *e <= cutoff)?;
+            let (_, earlier) = r.fit.curve.iter().rev().find(|(e, _)| *e <= cutoff)?;
             Some((earlier - last).abs() / last.abs().max(f64::MIN_POSITIVE))
         })
         .reduce(f64::max)
@@ -167,10 +267,27 @@ fn objective_cell(objective: f64, time_s: f64) -> [String; 2] {
     [format!("{objective:.4}"), format!("{time_s:.3}")]
 }
 
+/// Sweep points grouped by their coordinates other than K, in order.
+fn groups(prepared: &Prepared) -> Vec<(String, Vec<usize>)> {
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    for (pi, point) in prepared.experiment.points.iter().enumerate() {
+        let label = point.group_label();
+        match groups.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, points)) => points.push(pi),
+            None => groups.push((label, vec![pi])),
+        }
+    }
+    groups
+}
+
 fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
     let e = &prepared.experiment;
-    let convex = results.iter().find(|r| r.method == "convex");
-    let runs = e.nonconvex.map_or(0, |nc| nc.runs);
+    let runs = e
+        .points
+        .iter()
+        .filter_map(|p| p.nonconvex.map(|nc| nc.runs))
+        .max()
+        .unwrap_or(0);
     let method = e.nonconvex.map_or("non-convex", |nc| nc.optimizer.name());
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", e.name);
@@ -180,40 +297,45 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
     let _ = writeln!(
         out,
         "Final training objective (4) (`½‖f − y‖² + β·R(θ)`) and wall-clock time in seconds; \
-         n = {}, d = {}, m1 = {}, m2 = {}, β = {}.\n",
-        prepared.dataset.n(),
-        prepared.dataset.d(),
-        e.model.m1,
-        e.model.m2,
-        e.model.beta
+         m1 = {}, m2 = {}, β = {} unless the sweep says otherwise.\n",
+        e.model.m1, e.model.m2, e.model.beta
     );
-    let mut header: Vec<String> = vec!["K".into(), "".into()];
-    header.extend((1..=runs).map(|r| format!("{} run #{r}", method.to_uppercase())));
-    header.push("Convex (ours)".into());
-    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
-    let convex_cells = convex.map_or([String::from("—"), String::from("—")], |c| {
-        objective_cell(c.objective, c.time_s)
-    });
-    let mut rows = Vec::new();
-    for &k in &e.sweep_k {
-        let mut objective_row = vec![k.to_string(), "Training objective".into()];
-        let mut time_row = vec![String::new(), "Time (s)".into()];
-        for run in 1..=runs {
-            let r = results
-                .iter()
-                .find(|r| r.method != "convex" && r.k == k && r.run == run);
-            let [o, t] = r.map_or([String::from("—"), String::from("—")], |r| {
-                objective_cell(r.objective, r.time_s)
-            });
-            objective_row.push(o);
-            time_row.push(t);
+    for (label, points) in groups(prepared) {
+        if !label.is_empty() {
+            let _ = writeln!(out, "\n## {label}\n");
         }
-        objective_row.push(convex_cells[0].clone());
-        time_row.push(convex_cells[1].clone());
-        rows.push(objective_row);
-        rows.push(time_row);
+        let mut header: Vec<String> = vec!["K".into(), "".into()];
+        header.extend((1..=runs).map(|r| format!("{} run #{r}", method.to_uppercase())));
+        header.push("Convex (ours)".into());
+        let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+        let mut rows = Vec::new();
+        for &pi in &points {
+            let k = e.points[pi].k.map_or(String::from("—"), |k| k.to_string());
+            let convex = results
+                .iter()
+                .find(|r| r.point == pi && r.fit.method == "convex");
+            let convex_cells = convex.map_or([String::from("—"), String::from("—")], |c| {
+                objective_cell(c.fit.objective, c.fit.time_s)
+            });
+            let mut objective_row = vec![k, "Training objective".into()];
+            let mut time_row = vec![String::new(), "Time (s)".into()];
+            for run in 1..=runs {
+                let r = results
+                    .iter()
+                    .find(|r| r.point == pi && r.fit.method != "convex" && r.run == run);
+                let [o, t] = r.map_or([String::from("—"), String::from("—")], |r| {
+                    objective_cell(r.fit.objective, r.fit.time_s)
+                });
+                objective_row.push(o);
+                time_row.push(t);
+            }
+            objective_row.push(convex_cells[0].clone());
+            time_row.push(convex_cells[1].clone());
+            rows.push(objective_row);
+            rows.push(time_row);
+        }
+        out.push_str(&markdown_table(&header_refs, &rows));
     }
-    out.push_str(&markdown_table(&header_refs, &rows));
     if let Some(reference) = &e.reference {
         let _ = writeln!(out, "\n## Published values ({})\n", reference.source);
         let width = reference
@@ -254,18 +376,40 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
         );
     }
     let _ = writeln!(out, "\n## Details\n");
-    let _ = writeln!(
-        out,
-        "- Arrangements: {} triples ({:?}), found in {:.3} s.",
-        prepared.arrangements.len(),
-        prepared.arrangements.mode(),
-        prepared.arrangement_time_s
-    );
-    if let Some(details) = convex.and_then(|c| c.convex.as_ref()) {
+    for (i, d) in prepared.data.iter().enumerate() {
         let _ = writeln!(
             out,
-            "- Convex program (21), Clarabel: status {}, {} working-set rounds ending with {} triples, {} interior-point iterations; \
-             duality gap {:.3e} (relative {:.3e}) with the dual constraints checked on all {} triples (max ratio {:.9}).",
+            "- Data {}: n = {}, d = {}, SHA-256 of data CSV {}.",
+            i + 1,
+            d.dataset.n(),
+            d.dataset.d(),
+            &d.sha256[..16]
+        );
+    }
+    let mut seen = Vec::new();
+    for r in results.iter().filter(|r| r.fit.method == "convex") {
+        let Some(details) = &r.fit.convex else {
+            continue;
+        };
+        if seen.contains(&r.fit.objective.to_bits()) {
+            continue;
+        }
+        seen.push(r.fit.objective.to_bits());
+        let label = e.points[r.point].group_label();
+        let _ = writeln!(
+            out,
+            "- Convex program (21){}: {} triples ({:?}); Clarabel status {}, {} working-set rounds ending with {} triples, {} interior-point iterations; \
+             duality gap {:.3e} (relative {:.3e}) with the dual constraints checked on all {} triples (max ratio {:.9}). \
+             Proposition 1 network: {} sub-networks, objective (4) {:.10} (relative difference {:.2e} from the convex optimum).",
+            if label.is_empty() {
+                String::new()
+            } else {
+                format!(" [{label}]")
+            },
+            details.arrangement_count,
+            prepared.arrangements[prepared.point_inputs[r.point].1]
+                .set
+                .mode(),
             details.solver_status,
             details.working_set_rounds,
             details.working_set_size,
@@ -273,11 +417,7 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
             details.duality_gap,
             details.relative_gap,
             details.triples_checked,
-            details.max_dual_ratio
-        );
-        let _ = writeln!(
-            out,
-            "- Proposition 1 network: {} sub-networks; its objective (4) is {:.10} (relative difference {:.2e} from the convex optimum).",
+            details.max_dual_ratio,
             details.active_subnetworks,
             details.mapped_objective,
             details.mapped_relative_difference
@@ -306,55 +446,70 @@ fn write_figures(
     results: &[CellResult],
 ) -> Result<(), PipelineError> {
     let e = &prepared.experiment;
-    let convex = results
-        .iter()
-        .find(|r| r.method == "convex")
-        .map(|r| r.objective);
-    for &k in &e.sweep_k {
-        let runs: Vec<&CellResult> = results
-            .iter()
-            .filter(|r| r.method != "convex" && r.k == k)
-            .collect();
-        if runs.is_empty() {
-            continue;
-        }
-        let mut plot = LinePlot::new(
-            format!("{}: training objective, K = {k}", e.name),
-            "epoch",
-            "objective (4)",
-        );
-        plot.log_y = true;
-        let last_epoch = runs
-            .iter()
-            .flat_map(|r| r.curve.last())
-            .map(|p| p.0)
-            .max()
-            .unwrap_or(1);
-        for r in &runs {
-            let points = r.curve.iter().map(|(ep, v)| (*ep as f64, *v)).collect();
-            plot.series.push(Series::new(
-                format!("{} run #{}", r.method.to_uppercase(), r.run),
-                points,
-                SeriesStyle::Line,
-            ));
-        }
-        if let Some(optimum) = convex {
-            plot.series.push(
-                Series::new(
-                    "convex optimum",
-                    vec![(0.0, optimum), (last_epoch as f64, optimum)],
-                    SeriesStyle::Line,
-                )
-                .dashed(),
+    let groups = groups(prepared);
+    for (gi, (label, points)) in groups.iter().enumerate() {
+        for &pi in points {
+            let Some(k) = e.points[pi].k else { continue };
+            let runs: Vec<&CellResult> = results
+                .iter()
+                .filter(|r| r.point == pi && r.fit.method != "convex")
+                .collect();
+            if runs.is_empty() {
+                continue;
+            }
+            let convex = results
+                .iter()
+                .find(|r| r.point == pi && r.fit.method == "convex")
+                .map(|r| r.fit.objective);
+            let title_suffix = if label.is_empty() {
+                String::new()
+            } else {
+                format!(" ({label})")
+            };
+            let mut plot = LinePlot::new(
+                format!("{}: training objective, K = {k}{title_suffix}", e.name),
+                "epoch",
+                "objective (4)",
             );
+            plot.log_y = true;
+            let last_epoch = runs
+                .iter()
+                .flat_map(|r| r.fit.curve.last())
+                .map(|p| p.0)
+                .max()
+                .unwrap_or(1);
+            for r in &runs {
+                let points = r.fit.curve.iter().map(|(ep, v)| (*ep as f64, *v)).collect();
+                plot.series.push(Series::new(
+                    format!("{} run #{}", r.fit.method.to_uppercase(), r.run),
+                    points,
+                    SeriesStyle::Line,
+                ));
+            }
+            if let Some(optimum) = convex {
+                plot.series.push(
+                    Series::new(
+                        "convex optimum",
+                        vec![(0.0, optimum), (last_epoch as f64, optimum)],
+                        SeriesStyle::Line,
+                    )
+                    .dashed(),
+                );
+            }
+            let model = &e.points[pi].model;
+            plot.caption = Some(format!(
+                "Full-data objective of each non-convex run against the convex optimum (dashed), K = {k} sub-networks, \
+                 m1 = {}, m2 = {}, β = {}.",
+                model.m1, model.m2, model.beta
+            ));
+            let stem = if groups.len() == 1 {
+                format!("curves_K{k}")
+            } else {
+                format!("curves_{}_K{k}", gi + 1)
+            };
+            plot.write_svg(&dir.join(format!("{stem}.svg")))?;
+            plot.write_png(&dir.join(format!("{stem}.png")))?;
         }
-        plot.caption = Some(format!(
-            "Full-data objective of each non-convex run against the certified convex optimum (dashed), K = {k} sub-networks, \
-             m1 = {}, m2 = {}, β = {}.",
-            e.model.m1, e.model.m2, e.model.beta
-        ));
-        plot.write_svg(&dir.join(format!("curves_K{k}.svg")))?;
-        plot.write_png(&dir.join(format!("curves_K{k}.png")))?;
     }
     Ok(())
 }

@@ -6,7 +6,48 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use crate::cache::Cache;
+use crate::outputs::{Hashes, ROUNDED_DIGITS};
 use crate::run::{CellResult, ConvexDetails, Prepared};
+
+/// One dataset of the run.
+#[derive(Debug, serde::Serialize)]
+struct DataInfo {
+    seed: String,
+    sha256: String,
+    n: usize,
+    d: usize,
+}
+
+/// One arrangement set of the run.
+#[derive(Debug, serde::Serialize)]
+struct ArrangementInfo {
+    cache_key: String,
+    mode: String,
+    seed: Option<String>,
+    count: usize,
+    cached: bool,
+}
+
+/// Cache use of the run.
+#[derive(Debug, serde::Serialize)]
+struct CacheInfo {
+    enabled: bool,
+    hits: usize,
+    misses: usize,
+    corrupt_recomputed: usize,
+}
+
+/// One convex solve.
+#[derive(Debug, serde::Serialize)]
+struct ConvexInfo {
+    point: String,
+    #[serde(flatten)]
+    details: ConvexDetails,
+}
 
 /// The content of run.json.
 #[derive(Debug, serde::Serialize)]
@@ -15,16 +56,15 @@ pub(crate) struct RunInfo {
     manifest_path: String,
     manifest_sha256: String,
     manifest_seed: u64,
-    data_seed: String,
-    data_sha256: String,
-    n: usize,
-    d: usize,
-    arrangement_mode: String,
-    arrangement_seed: Option<String>,
-    arrangement_count: usize,
-    arrangement_time_s: f64,
-    convex: Option<ConvexDetails>,
+    sweep_points: usize,
+    data: Vec<DataInfo>,
+    arrangements: Vec<ArrangementInfo>,
+    convex: Vec<ConvexInfo>,
     result_hash: String,
+    rounded_result_hash: String,
+    rounded_digits: usize,
+    cache: CacheInfo,
+    stage_times_s: BTreeMap<String, f64>,
     git_commit: String,
     git_dirty: Option<bool>,
     rustc: String,
@@ -37,26 +77,63 @@ impl RunInfo {
     pub(crate) fn collect(
         prepared: &Prepared,
         results: &[CellResult],
-        result_hash: &str,
+        hashes: &Hashes,
         workspace_root: &Path,
+        cache: &Cache,
+        stage_times_s: BTreeMap<String, f64>,
         start: Instant,
     ) -> Self {
         let (git_commit, git_dirty) = git_state(workspace_root);
+        let mut convex: Vec<ConvexInfo> = Vec::new();
+        for r in results {
+            if let Some(details) = &r.fit.convex {
+                let point = prepared.experiment.points[r.point].group_label();
+                if !convex.iter().any(|c| c.point == point) {
+                    convex.push(ConvexInfo {
+                        point,
+                        details: details.clone(),
+                    });
+                }
+            }
+        }
         Self {
             experiment: prepared.experiment.name.clone(),
             manifest_path: prepared.manifest_path.display().to_string(),
             manifest_sha256: hex::encode(Sha256::digest(prepared.manifest_text.as_bytes())),
             manifest_seed: prepared.experiment.seed,
-            data_seed: format!("{:016x}", prepared.data_seed),
-            data_sha256: hex::encode(Sha256::digest(prepared.dataset.to_csv().as_bytes())),
-            n: prepared.dataset.n(),
-            d: prepared.dataset.d(),
-            arrangement_mode: format!("{:?}", prepared.arrangements.mode()).to_lowercase(),
-            arrangement_seed: prepared.arrangement_seed.map(|s| format!("{s:016x}")),
-            arrangement_count: prepared.arrangements.len(),
-            arrangement_time_s: prepared.arrangement_time_s,
-            convex: results.iter().find_map(|r| r.convex.clone()),
-            result_hash: result_hash.to_string(),
+            sweep_points: prepared.experiment.points.len(),
+            data: prepared
+                .data
+                .iter()
+                .map(|d| DataInfo {
+                    seed: format!("{:016x}", d.seed),
+                    sha256: d.sha256.clone(),
+                    n: d.dataset.n(),
+                    d: d.dataset.d(),
+                })
+                .collect(),
+            arrangements: prepared
+                .arrangements
+                .iter()
+                .map(|a| ArrangementInfo {
+                    cache_key: a.key.hash.clone(),
+                    mode: format!("{:?}", a.set.mode()).to_lowercase(),
+                    seed: a.seed.map(|s| format!("{s:016x}")),
+                    count: a.set.len(),
+                    cached: a.cached,
+                })
+                .collect(),
+            convex,
+            result_hash: hashes.exact.clone(),
+            rounded_result_hash: hashes.rounded.clone(),
+            rounded_digits: ROUNDED_DIGITS,
+            cache: CacheInfo {
+                enabled: cache.is_enabled(),
+                hits: cache.stats.hits.load(Ordering::Relaxed),
+                misses: cache.stats.misses.load(Ordering::Relaxed),
+                corrupt_recomputed: cache.stats.corrupt.load(Ordering::Relaxed),
+            },
+            stage_times_s,
             git_commit,
             git_dirty,
             rustc: command_output("rustc", &["--version"], workspace_root)

@@ -51,6 +51,7 @@ fn run_in(
     let options = RunOptions {
         outputs_root: dir.join("outputs"),
         workspace_root: workspace_root(),
+        cache_root: None,
         progress: Box::new(|_| {}),
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -81,9 +82,10 @@ fn writes_every_output_and_is_deterministic_across_thread_counts() {
         csv.starts_with("method,K,run,seed,objective,loss,regularizer,time_s,status,iterations"),
         "{csv}"
     );
-    assert_eq!(csv.lines().count(), 1 + 1 + 2 * 2);
+    // One convex row per sweep point (computed once, shared), then the runs.
+    assert_eq!(csv.lines().count(), 1 + 2 * (1 + 2));
     let table = read_parquet(&out.join("results.parquet")).unwrap();
-    assert_eq!(table.n_rows(), 5);
+    assert_eq!(table.n_rows(), 6);
     let Some(Column::Str(status)) = table.column("status") else {
         panic!("status column")
     };
@@ -102,8 +104,9 @@ fn writes_every_output_and_is_deterministic_across_thread_counts() {
     let run: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["result_hash"], one.result_hash.as_str());
-    assert!(run["convex"]["relative_gap"].as_f64().unwrap() < 1e-6);
-    assert_eq!(run["arrangement_mode"], "exact");
+    assert!(run["convex"][0]["relative_gap"].as_f64().unwrap() < 1e-6);
+    assert_eq!(run["arrangements"][0]["mode"], "exact");
+    assert_eq!(run["cache"]["enabled"], false);
 
     let two = run_in(dir.path(), SMALL, 2).unwrap();
     assert_eq!(
@@ -111,10 +114,62 @@ fn writes_every_output_and_is_deterministic_across_thread_counts() {
         "results depend on the thread count"
     );
     // No staging folders are left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("outputs"))
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path().join("outputs"))
         .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("staging") || name.contains("previous"))
         .collect();
-    assert_eq!(leftovers.len(), 1);
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn run_cached(dir: &Path, manifest: &str) -> RunSummary {
+    let path = dir.join("manifest.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let options = RunOptions {
+        outputs_root: dir.join("outputs"),
+        workspace_root: workspace_root(),
+        cache_root: Some(dir.join("cache")),
+        progress: Box::new(|_| {}),
+    };
+    run_manifest(&path, &options).unwrap()
+}
+
+#[test]
+fn the_cache_makes_reruns_hits_and_recomputes_only_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cold = run_cached(dir.path(), SMALL);
+    // arrangements + 1 convex + 2 K × 2 runs
+    assert_eq!((cold.cache_hits, cold.cache_misses), (0, 6));
+    let warm = run_cached(dir.path(), SMALL);
+    assert_eq!((warm.cache_hits, warm.cache_misses), (6, 0));
+    assert_eq!(cold.result_hash, warm.result_hash);
+    assert_eq!(cold.rounded_hash, warm.rounded_hash);
+    let uncached = run_in(dir.path(), SMALL, 2).unwrap();
+    assert_eq!(uncached.result_hash, warm.result_hash, "cached results differ from fresh ones");
+
+    // Change one sweep value: only the two runs with K = 7 are new.
+    let changed = run_cached(dir.path(), &SMALL.replace("K = [2, 6]", "K = [2, 7]"));
+    assert_eq!((changed.cache_hits, changed.cache_misses), (4, 2));
+    // Change β: the arrangements are reused, everything else recomputes.
+    let beta = run_cached(dir.path(), &SMALL.replace("beta = 0.01", "beta = 0.02"));
+    assert_eq!((beta.cache_hits, beta.cache_misses), (1, 5));
+}
+
+#[test]
+fn sweeps_over_model_parameters_give_one_row_group_per_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = SMALL.replace(
+        "K = [2, 6]",
+        "K = [2, 6]\n\"model.beta\" = [0.01, 0.05]\n\"nonconvex.lr\" = [0.01, 0.005]\nzip = [[\"model.beta\", \"nonconvex.lr\"]]",
+    );
+    let summary = run_cached(dir.path(), &manifest);
+    assert_eq!(summary.cells, 2 * 2 * (1 + 2));
+    let csv = std::fs::read_to_string(summary.output_dir.join("results.csv")).unwrap();
+    assert!(csv.lines().next().unwrap().contains(",model.beta,nonconvex.lr,"), "{csv}");
+    let table = std::fs::read_to_string(summary.output_dir.join("table.md")).unwrap();
+    assert!(table.contains("## model.beta=0.05, nonconvex.lr=0.005"), "{table}");
+    // Two convex solves (one per β), not four.
+    assert_eq!(summary.cache_misses, 1 + 2 + 2 * 2 * 2);
 }
 
 #[test]
