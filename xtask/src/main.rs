@@ -95,6 +95,9 @@ struct Common {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// The hash lock (default: <workspace>/outputs/results.lock).
+    #[arg(long)]
+    lock: Option<PathBuf>,
 }
 
 /// The workspace root (this crate's parent folder).
@@ -110,8 +113,11 @@ fn cache_dir(flag: Option<PathBuf>, root: &Path) -> PathBuf {
         .unwrap_or_else(|| root.join(".pathreg-cache"))
 }
 
-fn lock_path(root: &Path) -> PathBuf {
-    root.join("outputs/results.lock")
+fn lock_path(common: &Common, root: &Path) -> PathBuf {
+    common
+        .lock
+        .clone()
+        .unwrap_or_else(|| root.join("outputs/results.lock"))
 }
 
 /// The manifest path as recorded in the lock: relative to the workspace when inside it.
@@ -149,7 +155,8 @@ fn real_main() -> Result<ExitCode> {
             } else {
                 manifests
             };
-            let mut lock = LockFile::read(&lock_path(&root))?;
+            let lock_file = lock_path(&common, &root);
+            let mut lock = LockFile::read(&lock_file)?;
             for manifest in &manifests {
                 let summary = run_one(manifest, &common, &root)?;
                 if update_lock {
@@ -162,8 +169,8 @@ fn real_main() -> Result<ExitCode> {
                 }
             }
             if update_lock {
-                lock.write(&lock_path(&root))?;
-                eprintln!("updated {}", lock_path(&root).display());
+                lock.write(&lock_file)?;
+                eprintln!("updated {}", lock_file.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -173,7 +180,8 @@ fn real_main() -> Result<ExitCode> {
             rounded,
             use_cache,
         } => {
-            let lock = LockFile::read(&lock_path(&root))?;
+            let lock_file = lock_path(&common, &root);
+            let lock = LockFile::read(&lock_file)?;
             let manifests: Vec<PathBuf> = if manifests.is_empty() {
                 lock.experiments
                     .values()
@@ -185,7 +193,7 @@ fn real_main() -> Result<ExitCode> {
             if manifests.is_empty() {
                 anyhow::bail!(
                     "{} records no experiments; run with --update-lock first",
-                    lock_path(&root).display()
+                    lock_file.display()
                 );
             }
             common.no_cache |= !use_cache;

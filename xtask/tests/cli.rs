@@ -1,16 +1,14 @@
 //! The `xtask` binary as a user runs it.
 
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 fn xtask() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
 }
 
-#[test]
-fn run_writes_outputs_and_reports_bad_manifests_with_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = dir.path().join("tiny.toml");
-    let text = r#"
+const TINY: &str = r#"
 name = "tiny"
 kind = "convex_vs_nonconvex"
 seed = 1
@@ -30,28 +28,58 @@ beta = 0.05
 [arrangements]
 mode = "exact"
 
+[nonconvex]
+optimizer = "adam"
+lr = 0.01
+epochs = 200
+batch_size = 2
+runs = 2
+
 [sweep]
 K = [3]
 "#;
-    std::fs::write(&manifest, text).unwrap();
-    let out = dir.path().join("outputs");
+
+/// `run` with private outputs, cache and lock under `dir`.
+fn run_args(dir: &Path) -> Vec<String> {
+    [
+        "--quiet",
+        "--outputs",
+        "out",
+        "--cache-dir",
+        "cache",
+        "--lock",
+        "results.lock",
+    ]
+    .iter()
+    .map(|a| match *a {
+        "out" | "cache" | "results.lock" => dir.join(a).display().to_string(),
+        other => other.to_string(),
+    })
+    .collect()
+}
+
+#[test]
+fn run_writes_outputs_and_reports_bad_manifests_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("tiny.toml");
+    std::fs::write(&manifest, TINY).unwrap();
     let status = xtask()
-        .args(["run", "--quiet", "--outputs"])
-        .arg(&out)
+        .arg("run")
+        .args(run_args(dir.path()))
         .arg(&manifest)
         .status()
         .unwrap();
     assert!(status.success());
-    assert!(out.join("tiny/table.md").is_file());
+    assert!(dir.path().join("out/tiny/table.md").is_file());
 
     std::fs::write(
         &manifest,
-        text.replace("mode = \"exact\"", "mode = \"exact\"\ndraws = 0"),
+        TINY.replace("mode = \"exact\"", "mode = \"exact\"\ndraws = 0"),
     )
     .unwrap();
     let output = xtask()
-        .args(["run", "--quiet", "--outputs"])
-        .arg(&out)
+        .arg("run")
+        .args(run_args(dir.path()))
         .arg(&manifest)
         .output()
         .unwrap();
@@ -61,4 +89,164 @@ K = [3]
         stderr.contains("tiny.toml:20:9: arrangements.draws: must be at least 1"),
         "{stderr}"
     );
+}
+
+#[test]
+fn verify_passes_on_a_fresh_lock_and_names_the_cells_that_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("tiny.toml");
+    std::fs::write(&manifest, TINY).unwrap();
+    let status = xtask()
+        .arg("run")
+        .args(run_args(dir.path()))
+        .arg("--update-lock")
+        .arg(&manifest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let lock_path = dir.path().join("results.lock");
+    let verify = |extra: &[&str]| {
+        xtask()
+            .arg("verify")
+            .args(run_args(dir.path()))
+            .args(extra)
+            .arg(&manifest)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&[]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("tiny: exact hash matches"));
+    assert!(verify(&["--rounded"]).status.success());
+
+    // Tamper with one run's recorded objective and hashes.
+    let mut lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+    let experiment = &mut lock["experiments"]["tiny"];
+    experiment["exact"] = "0".repeat(64).into();
+    experiment["rows"][1]["exact"] = "0".repeat(64).into();
+    experiment["rows"][1]["objective"] = "1.00000e0".into();
+    let label = experiment["rows"][1]["label"].as_str().unwrap().to_string();
+    std::fs::write(&lock_path, serde_json::to_string_pretty(&lock).unwrap()).unwrap();
+    let failed = verify(&[]);
+    assert!(!failed.status.success());
+    let stdout = String::from_utf8_lossy(&failed.stdout);
+    assert!(
+        stdout.contains("exact hash differs")
+            && stdout.contains(&label)
+            && stdout.contains("1.00000e0 →"),
+        "{stdout}"
+    );
+}
+
+/// Kills a run with SIGKILL once some cells are cached, then shows that the
+/// rerun completes, reuses the finished cells, and matches an uninterrupted run.
+#[test]
+fn a_killed_run_loses_nothing_already_computed() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("slow.toml");
+    let slow = TINY
+        .replace("name = \"tiny\"", "name = \"slow\"")
+        .replace("epochs = 200", "epochs = 6000")
+        .replace("runs = 2", "runs = 3")
+        .replace("K = [3]", "K = [20, 30, 40]");
+    std::fs::write(&manifest, slow).unwrap();
+    let killed_dir = dir.path().join("killed");
+    let mut child = xtask()
+        .arg("run")
+        .args(run_args(&killed_dir))
+        .arg(&manifest)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let entries = killed_dir.join("cache/nonconvex");
+    let start = Instant::now();
+    let count = |p: &Path| {
+        walk(p)
+            .into_iter()
+            .filter(|f| !f.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .count()
+    };
+    loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run finished before it could be killed"
+        );
+        if count(&entries) >= 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no cell finished"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let finished = count(&entries);
+    assert!(finished < 9, "everything finished before the kill");
+    assert!(
+        !killed_dir.join("out/slow").exists(),
+        "a killed run must not leave an output folder"
+    );
+
+    let rerun = xtask()
+        .arg("run")
+        .arg("--outputs")
+        .arg(killed_dir.join("out"))
+        .arg("--cache-dir")
+        .arg(killed_dir.join("cache"))
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(rerun.status.success());
+    let stderr = String::from_utf8_lossy(&rerun.stderr);
+    let hits: usize = stderr
+        .split(" cache hits")
+        .next()
+        .and_then(|s| s.rsplit('(').next())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        hits > finished,
+        "rerun reused {hits} entries, expected more than the {finished} finished runs (plus arrangements)"
+    );
+
+    let fresh_dir = dir.path().join("fresh");
+    assert!(
+        xtask()
+            .arg("run")
+            .args(run_args(&fresh_dir))
+            .arg(&manifest)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let hash = |d: &Path| -> String {
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("out/slow/run.json")).unwrap())
+                .unwrap();
+        run["result_hash"].as_str().unwrap().to_string()
+    };
+    assert_eq!(hash(&killed_dir), hash(&fresh_dir));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                walk(&e.path())
+            } else {
+                vec![e.path()]
+            }
+        })
+        .collect()
 }

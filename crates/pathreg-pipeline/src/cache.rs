@@ -122,20 +122,20 @@ impl Cache {
         decode: impl Fn(&[u8]) -> Option<T>,
         compute: impl FnOnce() -> Result<T, PipelineError>,
     ) -> Result<(T, bool), PipelineError> {
-        if let Some(path) = self.entry_path(key) {
-            if let Ok(bytes) = std::fs::read(&path) {
-                match unframe(&bytes).and_then(&decode) {
-                    Some(value) => {
-                        self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                        return Ok((value, true));
-                    }
-                    None => {
-                        self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
-                        eprintln!(
-                            "warning: cache entry {} is corrupt or truncated; recomputing it",
-                            path.display()
-                        );
-                    }
+        if let Some(path) = self.entry_path(key)
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            match unframe(&bytes).and_then(&decode) {
+                Some(value) => {
+                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok((value, true));
+                }
+                None => {
+                    self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "warning: cache entry {} is corrupt or truncated; recomputing it",
+                        path.display()
+                    );
                 }
             }
         }

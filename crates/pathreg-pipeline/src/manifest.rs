@@ -574,11 +574,13 @@ impl Validator<'_> {
                 }
             }
         }
-        for i in 0..lists.len() {
-            if !zipped[i] {
-                axes.push(vec![i]);
-            }
-        }
+        axes.extend(
+            zipped
+                .iter()
+                .enumerate()
+                .filter(|(_, z)| !**z)
+                .map(|(i, _)| vec![i]),
+        );
         axes.sort_by_key(|axis| axis.iter().map(|&i| lists[i].1.start).min().unwrap_or(0));
         if base.nonconvex.is_some() && !lists.iter().any(|(k, _, _)| k == "K") {
             return Err(self.error(

@@ -145,7 +145,10 @@ fn the_cache_makes_reruns_hits_and_recomputes_only_what_changed() {
     assert_eq!(cold.result_hash, warm.result_hash);
     assert_eq!(cold.rounded_hash, warm.rounded_hash);
     let uncached = run_in(dir.path(), SMALL, 2).unwrap();
-    assert_eq!(uncached.result_hash, warm.result_hash, "cached results differ from fresh ones");
+    assert_eq!(
+        uncached.result_hash, warm.result_hash,
+        "cached results differ from fresh ones"
+    );
 
     // Change one sweep value: only the two runs with K = 7 are new.
     let changed = run_cached(dir.path(), &SMALL.replace("K = [2, 6]", "K = [2, 7]"));
@@ -165,9 +168,18 @@ fn sweeps_over_model_parameters_give_one_row_group_per_point() {
     let summary = run_cached(dir.path(), &manifest);
     assert_eq!(summary.cells, 2 * 2 * (1 + 2));
     let csv = std::fs::read_to_string(summary.output_dir.join("results.csv")).unwrap();
-    assert!(csv.lines().next().unwrap().contains(",model.beta,nonconvex.lr,"), "{csv}");
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap()
+            .contains(",model.beta,nonconvex.lr,"),
+        "{csv}"
+    );
     let table = std::fs::read_to_string(summary.output_dir.join("table.md")).unwrap();
-    assert!(table.contains("## model.beta=0.05, nonconvex.lr=0.005"), "{table}");
+    assert!(
+        table.contains("## model.beta=0.05, nonconvex.lr=0.005"),
+        "{table}"
+    );
     // Two convex solves (one per β), not four.
     assert_eq!(summary.cache_misses, 1 + 2 + 2 * 2 * 2);
 }
