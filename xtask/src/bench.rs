@@ -16,6 +16,7 @@ pub fn run(root: &Path, repeat: usize) -> Result<()> {
         d,
         teacher,
         noise,
+        rank_fraction: None,
     } = experiment.data
     else {
         anyhow::bail!("the benchmark expects table2.toml to use teacher data");

@@ -4,6 +4,7 @@
 
 pub mod arrangement;
 pub mod convex;
+pub mod linalg;
 pub mod loss;
 mod lp;
 pub mod network;

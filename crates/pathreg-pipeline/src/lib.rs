@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod lock;
+mod lowrank;
 pub mod manifest;
 pub mod outputs;
 mod provenance;

@@ -16,6 +16,8 @@ use crate::PipelineError;
 /// A validated experiment: every default resolved, every value checked.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Experiment {
+    /// What is computed per sweep point.
+    pub kind: ExperimentKind,
     /// Output folder name under `outputs/` (letters, digits, `-`, `_`).
     pub name: String,
     /// Free text shown in the README table and run.json.
@@ -122,6 +124,9 @@ pub enum DataSpec {
         teacher: TeacherShape,
         /// Label noise standard deviation.
         noise: f64,
+        /// `None`: `x_i ~ N(0, I_d)`. `Some(f)`: Figure 4's low-rank data with
+        /// `r = max(1, ⌊f·d⌋)` kept singular values and the rest set to 1.
+        rank_fraction: Option<f64>,
     },
     /// A local CSV file (feature columns, then the label).
     Csv {
@@ -236,6 +241,7 @@ struct RawData {
     teacher_m1: Option<Spanned<usize>>,
     teacher_m2: Option<Spanned<usize>>,
     noise: Option<Spanned<f64>>,
+    rank_fraction: Option<Spanned<f64>>,
     path: Option<Spanned<String>>,
 }
 
@@ -290,7 +296,18 @@ fn path_regularizer() -> Spanned<String> {
 }
 
 /// The experiment kinds this version runs.
-pub const KINDS: &[&str] = &["convex_vs_nonconvex"];
+pub const KINDS: &[&str] = &["convex_vs_nonconvex", "lowrank"];
+
+/// What an experiment computes per sweep point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExperimentKind {
+    /// Table 2: the certified convex optimum and non-convex runs per K.
+    ConvexVsNonconvex,
+    /// Figure 4: the convex optimum on X and on its rank-r approximation,
+    /// with Theorem 2's bound and the arrangement counts.
+    LowRank,
+}
 
 /// Default Clarabel tolerance.
 pub const DEFAULT_TOLERANCE: f64 = 1e-10;
@@ -409,7 +426,40 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let kind = match raw.kind.get_ref().as_str() {
+            "lowrank" => ExperimentKind::LowRank,
+            _ => ExperimentKind::ConvexVsNonconvex,
+        };
         let data = self.data(&raw.data)?;
+        if kind == ExperimentKind::LowRank {
+            if !matches!(
+                data,
+                DataSpec::Teacher {
+                    rank_fraction: Some(_),
+                    ..
+                }
+            ) {
+                return Err(self.error(
+                    raw.data.source.span(),
+                    "data",
+                    "kind = \"lowrank\" needs source = \"teacher\" with rank_fraction (Figure 4's low-rank data)",
+                ));
+            }
+            if raw.nonconvex.is_some() {
+                return Err(self.error(
+                    raw.kind.span(),
+                    "nonconvex",
+                    "is not used by kind = \"lowrank\"",
+                ));
+            }
+            if raw.arrangements.mode.get_ref() != "exact" {
+                return Err(self.error(
+                    raw.arrangements.mode.span(),
+                    "arrangements.mode",
+                    "kind = \"lowrank\" compares global optima: use \"exact\"",
+                ));
+            }
+        }
         let model = ModelSpec {
             m1: self.positive_usize(&raw.model.m1, "model.m1")?,
             m2: self.positive_usize(&raw.model.m2, "model.m2")?,
@@ -476,6 +526,7 @@ impl Validator<'_> {
         };
         let (sweep_keys, points) = self.sweep(&raw.sweep, base.clone(), raw.kind.span())?;
         Ok(Experiment {
+            kind,
             name: name.clone(),
             description: raw.description,
             seed: raw.seed,
@@ -730,7 +781,23 @@ impl Validator<'_> {
                     Some(v) => *v.get_ref(),
                     None => 0.0,
                 };
+                let rank_fraction = match &raw.rank_fraction {
+                    Some(v)
+                        if !(v.get_ref().is_finite()
+                            && *v.get_ref() > 0.0
+                            && *v.get_ref() <= 1.0) =>
+                    {
+                        return Err(self.error(
+                            v.span(),
+                            "data.rank_fraction",
+                            "must be in (0, 1]",
+                        ));
+                    }
+                    Some(v) => Some(*v.get_ref()),
+                    None => None,
+                };
                 Ok(DataSpec::Teacher {
+                    rank_fraction,
                     n: self
                         .positive_usize(self.required(&raw.n, span.clone(), "data.n")?, "data.n")?,
                     d: self
@@ -760,6 +827,13 @@ impl Validator<'_> {
                     (&raw.teacher_m1, "data.teacher_m1"),
                     (&raw.teacher_m2, "data.teacher_m2"),
                 ] {
+                    if let Some(v) = &raw.rank_fraction {
+                        return Err(self.error(
+                            v.span(),
+                            "data.rank_fraction",
+                            "only used with source = \"teacher\"",
+                        ));
+                    }
                     if let Some(v) = value {
                         return Err(self.error(
                             v.span(),

@@ -53,45 +53,44 @@ pub(crate) fn row_label(r: &CellResult) -> String {
     label
 }
 
-/// Hashes every result field except timings and cache flags.
-pub(crate) fn hashes(results: &[CellResult]) -> Hashes {
+/// What a row contributes to the hashes: its label, its discrete fields and
+/// its float values (never timings or cache flags).
+pub(crate) struct HashInput {
+    pub label: String,
+    pub texts: Vec<String>,
+    pub values: Vec<f64>,
+    /// The value shown in `verify`'s diff.
+    pub headline: f64,
+}
+
+/// The exact hash (float bits) and the rounded hash ([`ROUNDED_DIGITS`]
+/// significant digits) of every row and of the whole result.
+pub(crate) fn hash_rows(inputs: &[HashInput]) -> Hashes {
     let mut all_exact = Sha256::new();
     let mut all_rounded = Sha256::new();
-    all_exact.update(b"pathreg/results/v2");
-    all_rounded.update(b"pathreg/results-rounded/v2");
-    let mut rows = Vec::with_capacity(results.len());
-    for r in results {
-        let label = row_label(r);
-        let f = &r.fit;
-        let mut text_parts = vec![
-            label.clone(),
-            f.status.clone(),
-            f.seed.to_string(),
-            f.iterations.to_string(),
-            f.subnetworks.to_string(),
-        ];
+    all_exact.update(b"pathreg/results/v3");
+    all_rounded.update(b"pathreg/results-rounded/v3");
+    let mut rows = Vec::with_capacity(inputs.len());
+    for input in inputs {
         let mut exact = Sha256::new();
         let mut round = Sha256::new();
-        for v in [f.objective, f.loss, f.regularizer]
-            .into_iter()
-            .chain(f.curve.iter().map(|c| c.1))
-        {
+        for part in std::iter::once(&input.label).chain(&input.texts) {
+            for hasher in [&mut exact, &mut round] {
+                hasher.update((part.len() as u64).to_le_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        for v in &input.values {
             exact.update(v.to_bits().to_le_bytes());
-            text_parts.push(rounded(v));
-        }
-        for part in &text_parts {
-            round.update((part.len() as u64).to_le_bytes());
-            round.update(part.as_bytes());
-        }
-        for part in &text_parts[..5] {
-            exact.update((part.len() as u64).to_le_bytes());
-            exact.update(part.as_bytes());
+            let text = rounded(*v);
+            round.update((text.len() as u64).to_le_bytes());
+            round.update(text.as_bytes());
         }
         let row = RowHash {
-            label,
+            label: input.label.clone(),
             exact: hex::encode(exact.finalize()),
             rounded: hex::encode(round.finalize()),
-            objective: rounded(f.objective),
+            objective: rounded(input.headline),
         };
         all_exact.update(row.exact.as_bytes());
         all_rounded.update(row.rounded.as_bytes());
@@ -102,6 +101,71 @@ pub(crate) fn hashes(results: &[CellResult]) -> Hashes {
         rounded: hex::encode(all_rounded.finalize()),
         rows,
     }
+}
+
+/// Hashes of the convex-vs-non-convex rows.
+pub(crate) fn hashes(results: &[CellResult]) -> Hashes {
+    let inputs: Vec<HashInput> = results
+        .iter()
+        .map(|r| {
+            let f = &r.fit;
+            HashInput {
+                label: row_label(r),
+                texts: vec![
+                    f.status.clone(),
+                    f.seed.to_string(),
+                    f.iterations.to_string(),
+                    f.subnetworks.to_string(),
+                ],
+                values: [f.objective, f.loss, f.regularizer]
+                    .into_iter()
+                    .chain(f.curve.iter().map(|c| c.1))
+                    .collect(),
+                headline: f.objective,
+            }
+        })
+        .collect();
+    hash_rows(&inputs)
+}
+
+/// Writes an output folder: `fill` writes into a fresh staging folder beside
+/// `output_dir`, which then replaces `output_dir` by renames, so readers never
+/// see a half-written folder.
+pub(crate) fn write_folder(
+    output_dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    let parent = output_dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+    let staging = staging_dir(output_dir);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
+    if let Err(e) = fill(&staging) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    let previous = output_dir.with_extension("previous");
+    if previous.exists() {
+        std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
+    }
+    if output_dir.exists() {
+        std::fs::rename(output_dir, &previous).map_err(io_error(output_dir))?;
+    }
+    std::fs::rename(&staging, output_dir).map_err(io_error(output_dir))?;
+    if previous.exists() {
+        std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
+    }
+    Ok(())
+}
+
+/// Writes `run.json`.
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), PipelineError> {
+    let json = serde_json::to_string_pretty(value)
+        .map_err(|e| PipelineError::Verification(format!("run.json: {e}")))?;
+    write_atomic(path, json.as_bytes())?;
+    Ok(())
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
@@ -117,50 +181,28 @@ pub(crate) fn write_all(
     results: &[CellResult],
     run_info: &RunInfo,
 ) -> Result<(), PipelineError> {
-    let parent = output_dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io_error(parent))?;
-    let staging = staging_dir(output_dir);
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
-
-    let table = results_table(prepared, results)?;
-    write_csv(&table, &staging.join("results.csv"))?;
-    write_parquet(&table, &staging.join("results.parquet"))?;
-    if let [only] = prepared.data.as_slice() {
-        write_atomic(&staging.join("data.csv"), only.dataset.to_csv().as_bytes())?;
-    } else {
-        for (i, d) in prepared.data.iter().enumerate() {
-            write_atomic(
-                &staging.join(format!("data_{}.csv", i + 1)),
-                d.dataset.to_csv().as_bytes(),
-            )?;
+    write_folder(output_dir, |staging| {
+        let table = results_table(prepared, results)?;
+        write_csv(&table, &staging.join("results.csv"))?;
+        write_parquet(&table, &staging.join("results.parquet"))?;
+        if let [only] = prepared.data.as_slice() {
+            write_atomic(&staging.join("data.csv"), only.dataset.to_csv().as_bytes())?;
+        } else {
+            for (i, d) in prepared.data.iter().enumerate() {
+                write_atomic(
+                    &staging.join(format!("data_{}.csv", i + 1)),
+                    d.dataset.to_csv().as_bytes(),
+                )?;
+            }
         }
-    }
-    write_atomic(
-        &staging.join("table.md"),
-        markdown(prepared, results).as_bytes(),
-    )?;
-    write_csv(&curves_table(results)?, &staging.join("curves.csv"))?;
-    write_figures(&staging, prepared, results)?;
-    let json = serde_json::to_string_pretty(run_info)
-        .map_err(|e| PipelineError::Verification(format!("run.json: {e}")))?;
-    write_atomic(&staging.join("run.json"), json.as_bytes())?;
-
-    // Swap the finished folder in.
-    let previous = output_dir.with_extension("previous");
-    if previous.exists() {
-        std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
-    }
-    if output_dir.exists() {
-        std::fs::rename(output_dir, &previous).map_err(io_error(output_dir))?;
-    }
-    std::fs::rename(&staging, output_dir).map_err(io_error(output_dir))?;
-    if previous.exists() {
-        std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
-    }
-    Ok(())
+        write_atomic(
+            &staging.join("table.md"),
+            markdown(prepared, results).as_bytes(),
+        )?;
+        write_csv(&curves_table(results)?, &staging.join("curves.csv"))?;
+        write_figures(staging, prepared, results)?;
+        write_json(&staging.join("run.json"), run_info)
+    })
 }
 
 fn staging_dir(output_dir: &Path) -> PathBuf {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::cache::Cache;
+use crate::manifest::Experiment;
 use crate::outputs::{Hashes, ROUNDED_DIGITS};
 use crate::run::{CellResult, ConvexDetails, Prepared};
 
@@ -49,17 +50,16 @@ struct ConvexInfo {
     details: ConvexDetails,
 }
 
-/// The content of run.json.
+/// What every run.json records: the manifest, the hashes, the cache, the
+/// timings and the toolchain.
 #[derive(Debug, serde::Serialize)]
-pub(crate) struct RunInfo {
+pub(crate) struct Common {
     experiment: String,
+    kind: crate::manifest::ExperimentKind,
     manifest_path: String,
     manifest_sha256: String,
     manifest_seed: u64,
     sweep_points: usize,
-    data: Vec<DataInfo>,
-    arrangements: Vec<ArrangementInfo>,
-    convex: Vec<ConvexInfo>,
     result_hash: String,
     rounded_result_hash: String,
     rounded_digits: usize,
@@ -73,6 +73,57 @@ pub(crate) struct RunInfo {
     wall_s: f64,
 }
 
+impl Common {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn collect(
+        experiment: &Experiment,
+        manifest_path: &Path,
+        manifest_text: &str,
+        hashes: &Hashes,
+        workspace_root: &Path,
+        cache: &Cache,
+        stage_times_s: BTreeMap<String, f64>,
+        start: Instant,
+    ) -> Self {
+        let (git_commit, git_dirty) = git_state(workspace_root);
+        Self {
+            experiment: experiment.name.clone(),
+            kind: experiment.kind,
+            manifest_path: manifest_path.display().to_string(),
+            manifest_sha256: hex::encode(Sha256::digest(manifest_text.as_bytes())),
+            manifest_seed: experiment.seed,
+            sweep_points: experiment.points.len(),
+            result_hash: hashes.exact.clone(),
+            rounded_result_hash: hashes.rounded.clone(),
+            rounded_digits: ROUNDED_DIGITS,
+            cache: CacheInfo {
+                enabled: cache.is_enabled(),
+                hits: cache.stats.hits.load(Ordering::Relaxed),
+                misses: cache.stats.misses.load(Ordering::Relaxed),
+                corrupt_recomputed: cache.stats.corrupt.load(Ordering::Relaxed),
+            },
+            stage_times_s,
+            git_commit,
+            git_dirty,
+            rustc: command_output("rustc", &["--version"], workspace_root)
+                .unwrap_or_else(|| "unknown".into()),
+            crate_versions: lock_versions(workspace_root),
+            threads: rayon::current_num_threads(),
+            wall_s: start.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// The content of run.json for convex-vs-non-convex experiments.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct RunInfo {
+    #[serde(flatten)]
+    common: Common,
+    data: Vec<DataInfo>,
+    arrangements: Vec<ArrangementInfo>,
+    convex: Vec<ConvexInfo>,
+}
+
 impl RunInfo {
     pub(crate) fn collect(
         prepared: &Prepared,
@@ -83,7 +134,6 @@ impl RunInfo {
         stage_times_s: BTreeMap<String, f64>,
         start: Instant,
     ) -> Self {
-        let (git_commit, git_dirty) = git_state(workspace_root);
         let mut convex: Vec<ConvexInfo> = Vec::new();
         for r in results {
             if let Some(details) = &r.fit.convex {
@@ -97,11 +147,16 @@ impl RunInfo {
             }
         }
         Self {
-            experiment: prepared.experiment.name.clone(),
-            manifest_path: prepared.manifest_path.display().to_string(),
-            manifest_sha256: hex::encode(Sha256::digest(prepared.manifest_text.as_bytes())),
-            manifest_seed: prepared.experiment.seed,
-            sweep_points: prepared.experiment.points.len(),
+            common: Common::collect(
+                &prepared.experiment,
+                &prepared.manifest_path,
+                &prepared.manifest_text,
+                hashes,
+                workspace_root,
+                cache,
+                stage_times_s,
+                start,
+            ),
             data: prepared
                 .data
                 .iter()
@@ -124,23 +179,6 @@ impl RunInfo {
                 })
                 .collect(),
             convex,
-            result_hash: hashes.exact.clone(),
-            rounded_result_hash: hashes.rounded.clone(),
-            rounded_digits: ROUNDED_DIGITS,
-            cache: CacheInfo {
-                enabled: cache.is_enabled(),
-                hits: cache.stats.hits.load(Ordering::Relaxed),
-                misses: cache.stats.misses.load(Ordering::Relaxed),
-                corrupt_recomputed: cache.stats.corrupt.load(Ordering::Relaxed),
-            },
-            stage_times_s,
-            git_commit,
-            git_dirty,
-            rustc: command_output("rustc", &["--version"], workspace_root)
-                .unwrap_or_else(|| "unknown".into()),
-            crate_versions: lock_versions(workspace_root),
-            threads: rayon::current_num_threads(),
-            wall_s: start.elapsed().as_secs_f64(),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use pathreg_core::{ArrangementMode, ArrangementSet, ParallelNetwork, Regularizer};
 use pathreg_data::Dataset;
 use pathreg_data::csv_file::read_csv;
-use pathreg_data::synthetic::teacher_data;
+use pathreg_data::synthetic::{low_rank_teacher_data, teacher_data};
 use pathreg_solvers::{ConicSettings, TrainSettings, WorkingSetSettings, solve_certified, train};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -168,6 +168,9 @@ pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, Pip
     let start = Instant::now();
     let (experiment, manifest_text) = manifest::load(path)?;
     let _lock = lock_experiment(&options.outputs_root, &experiment.name)?;
+    if experiment.kind == manifest::ExperimentKind::LowRank {
+        return crate::lowrank::run(experiment, manifest_text, path, options, start);
+    }
     let cache = Cache::new(options.cache_root.clone());
     let prepared = prepare(experiment, manifest_text, path, &cache, options)?;
 
@@ -242,7 +245,12 @@ fn decode(bytes: &[u8]) -> Option<Fit> {
     bincode::deserialize(bytes).ok()
 }
 
-fn data_seed(experiment: &Experiment, point: &Point) -> u64 {
+/// Figure 4's kept rank `r = max(1, ⌊f·d⌋)`.
+pub(crate) fn low_rank(d: usize, fraction: f64) -> usize {
+    ((fraction * d as f64).floor() as usize).max(1)
+}
+
+pub(crate) fn data_seed(experiment: &Experiment, point: &Point) -> u64 {
     match point.data_tag {
         None => derive_seed(experiment.seed, &["data"]),
         Some(tag) => derive_seed(experiment.seed, &["data", &tag.to_string()]),
@@ -265,7 +273,15 @@ fn prepare_data(experiment: &Experiment) -> Result<(Vec<PreparedData>, Vec<usize
                         d,
                         teacher,
                         noise,
+                        rank_fraction: None,
                     } => teacher_data(*n, *d, *teacher, *noise, seed)?.0,
+                    DataSpec::Teacher {
+                        n,
+                        d,
+                        teacher,
+                        noise,
+                        rank_fraction: Some(f),
+                    } => low_rank_teacher_data(*n, *d, low_rank(*d, *f), *teacher, *noise, seed)?.0,
                     DataSpec::Csv { path } => read_csv(path)?,
                 };
                 let sha256 = hex::encode(Sha256::digest(dataset.to_csv().as_bytes()));

@@ -225,3 +225,86 @@ fn an_invalid_manifest_fails_before_any_output() {
     );
     assert!(!dir.path().join("outputs").exists());
 }
+
+#[test]
+fn the_low_rank_sweep_satisfies_theorem_2_in_every_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = r#"
+name = "lowrank-small"
+kind = "lowrank"
+seed = 11
+
+[data]
+source = "teacher"
+n = 12
+d = 2
+teacher_k = 5
+teacher_m1 = 1
+teacher_m2 = 1
+noise = 0.1
+rank_fraction = 0.5
+
+[model]
+m1 = 1
+beta = 0.1
+
+[arrangements]
+mode = "exact"
+
+[sweep]
+"data.d" = [2, 3, 4]
+"data.seed" = [1, 2]
+"#;
+    let summary = run_cached(dir.path(), manifest);
+    assert_eq!(summary.cells, 6);
+    let table = read_parquet(&summary.output_dir.join("results.parquet")).unwrap();
+    let f64s = |name: &str| match table.column(name) {
+        Some(Column::F64(v)) => v.clone(),
+        _ => panic!("column {name}"),
+    };
+    let i64s = |name: &str| match table.column(name) {
+        Some(Column::I64(v)) => v.clone(),
+        _ => panic!("column {name}"),
+    };
+    let (p3, p_r, bound) = (f64s("p3_star"), f64s("p_r"), f64s("bound_R1"));
+    for i in 0..6 {
+        assert!(
+            p3[i] <= p_r[i] * (1.0 + 1e-6),
+            "cell {i}: p3* {} > p_r {}",
+            p3[i],
+            p_r[i]
+        );
+        assert!(
+            p_r[i] <= bound[i],
+            "cell {i}: p_r {} above the bound {}",
+            p_r[i],
+            bound[i]
+        );
+        assert!(f64s("p3_relative_gap")[i] < 1e-6);
+    }
+    let (full, low) = (i64s("first_layer_P_full"), i64s("first_layer_P_low_rank"));
+    let (closed_full, closed_low) = (i64s("closed_form_P_full"), i64s("closed_form_P_low_rank"));
+    for i in 0..6 {
+        assert!(low[i] <= full[i]);
+        // Gaussian data is in general position: exact enumeration meets the closed form.
+        assert_eq!((full[i], low[i]), (closed_full[i], closed_low[i]));
+    }
+    for file in [
+        "table.md",
+        "fig4a_objective_ratio.svg",
+        "fig4b_arrangements.png",
+        "data_d3_seed2.csv",
+        "run.json",
+    ] {
+        assert!(summary.output_dir.join(file).is_file(), "missing {file}");
+    }
+    let data = std::fs::read_to_string(summary.output_dir.join("data_d3_seed2.csv")).unwrap();
+    assert!(
+        data.starts_with("x0,x1,x2,x0_low_rank,x1_low_rank,x2_low_rank,y\n"),
+        "{data}"
+    );
+    // Warm rerun: every cell from the cache, same hash.
+    let again = run_cached(dir.path(), manifest);
+    assert_eq!(again.result_hash, summary.result_hash);
+    assert_eq!(again.cache_misses, 0);
+}
