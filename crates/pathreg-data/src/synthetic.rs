@@ -37,22 +37,7 @@ pub fn teacher_data(
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x = Array2::from_shape_simple_fn((n, d), || standard_normal(&mut rng));
-    let net = ParallelNetwork::gaussian(&mut rng, teacher.k, d, teacher.m1, teacher.m2, 1.0);
-    let mut y = net
-        .predict(x.view())
-        .map_err(|e| DataError::Invalid(e.to_string()))?;
-    if noise != 0.0 {
-        y.mapv_inplace(|v| v + noise * standard_normal(&mut rng));
-    }
-    let feature_names = (0..d).map(|a| format!("x{a}")).collect();
-    Ok((
-        Dataset {
-            feature_names,
-            x,
-            y,
-        },
-        net,
-    ))
+    label_with_teacher(x, teacher, noise, &mut rng)
 }
 
 /// Figure 4's low-rank data (Section 4): draw `G ~ N(0, 1)^{n×d}`, take its SVD
@@ -83,12 +68,24 @@ pub fn low_rank_teacher_data(
         }
     }
     let x = svd.reconstruct();
-    let net = ParallelNetwork::gaussian(&mut rng, teacher.k, d, teacher.m1, teacher.m2, 1.0);
+    label_with_teacher(x, teacher, noise, &mut rng)
+}
+
+/// Draws a teacher with standard normal weights and labels `x` with it plus
+/// `noise · ε`, continuing the caller's random stream.
+fn label_with_teacher(
+    x: Array2<f64>,
+    teacher: TeacherShape,
+    noise: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<(Dataset, ParallelNetwork), DataError> {
+    let d = x.ncols();
+    let net = ParallelNetwork::gaussian(rng, teacher.k, d, teacher.m1, teacher.m2, 1.0);
     let mut y = net
         .predict(x.view())
         .map_err(|e| DataError::Invalid(e.to_string()))?;
     if noise != 0.0 {
-        y.mapv_inplace(|v| v + noise * standard_normal(&mut rng));
+        y.mapv_inplace(|v| v + noise * standard_normal(rng));
     }
     let feature_names = (0..d).map(|a| format!("x{a}")).collect();
     Ok((

@@ -22,7 +22,7 @@ use pathreg_report::{
     Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
     write_parquet,
 };
-use pathreg_solvers::{ConicSettings, WorkingSetSettings, solve_certified};
+use pathreg_solvers::solve_certified;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -136,16 +136,7 @@ fn compute_cell(
     let r = low_rank(d, fraction);
     let (low, sigma_next) = low_rank_dataset(data, r)?;
     let (beta, m1, m2) = (point.model.beta, point.model.m1, point.model.m2);
-    let settings = WorkingSetSettings {
-        initial: experiment.convex.working_set_initial,
-        add_per_round: experiment.convex.working_set_add,
-        conic: ConicSettings {
-            tol_gap: experiment.convex.tolerance,
-            tol_feas: experiment.convex.tolerance,
-            ..ConicSettings::default()
-        },
-        ..WorkingSetSettings::default()
-    };
+    let settings = experiment.convex.working_set_settings();
     let (x, y) = (data.x.view(), data.y.view());
 
     let (full_set, enumerate_full_s) = arrangements(cache, &data.x, m1, &hash_of(data))?;

@@ -168,6 +168,22 @@ pub struct ConvexSpec {
     pub working_set_add: usize,
 }
 
+impl ConvexSpec {
+    /// The working-set and interior-point settings these values select.
+    pub fn working_set_settings(&self) -> pathreg_solvers::WorkingSetSettings {
+        pathreg_solvers::WorkingSetSettings {
+            initial: self.working_set_initial,
+            add_per_round: self.working_set_add,
+            conic: pathreg_solvers::ConicSettings {
+                tol_gap: self.tolerance,
+                tol_feas: self.tolerance,
+                ..pathreg_solvers::ConicSettings::default()
+            },
+            ..pathreg_solvers::WorkingSetSettings::default()
+        }
+    }
+}
+
 /// Non-convex baselines.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct NonconvexSpec {

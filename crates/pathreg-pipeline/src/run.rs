@@ -10,7 +10,7 @@ use pathreg_core::{ArrangementMode, ArrangementSet, ParallelNetwork, Regularizer
 use pathreg_data::Dataset;
 use pathreg_data::csv_file::read_csv;
 use pathreg_data::synthetic::{low_rank_teacher_data, teacher_data};
-use pathreg_solvers::{ConicSettings, TrainSettings, WorkingSetSettings, solve_certified, train};
+use pathreg_solvers::{TrainSettings, solve_certified, train};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -602,16 +602,7 @@ fn run_convex(prepared: &Prepared, point: usize) -> Result<Fit, PipelineError> {
     let dataset = &prepared.data[di].dataset;
     let arrangements = &prepared.arrangements[ai].set;
     let (x, y) = (dataset.x.view(), dataset.y.view());
-    let settings = WorkingSetSettings {
-        initial: convex.working_set_initial,
-        add_per_round: convex.working_set_add,
-        conic: ConicSettings {
-            tol_gap: convex.tolerance,
-            tol_feas: convex.tolerance,
-            ..ConicSettings::default()
-        },
-        ..WorkingSetSettings::default()
-    };
+    let settings = convex.working_set_settings();
     let solved = solve_certified(x, y, arrangements, p.model.beta, p.model.m2, &settings)?;
     let solution = &solved.last.solution;
     let objective = solution.objective(x, y, p.model.beta, p.model.m2);
