@@ -6,6 +6,7 @@
 //! - `cargo xtask bench` times the Table 2 pipeline stages and reports medians.
 
 mod bench;
+mod fetch;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -79,6 +80,8 @@ enum Command {
         #[arg(long, default_value_t = 7)]
         repeat: usize,
     },
+    /// Download, copy from a mirror or import the pinned dataset files, verified.
+    Fetch(fetch::FetchArgs),
 }
 
 #[derive(clap::Args)]
@@ -273,6 +276,7 @@ fn real_main() -> Result<ExitCode> {
             cache.clean(stage.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Fetch(args) => fetch::run(args),
         Command::Bench { repeat } => {
             bench::run(&root, repeat.max(1))?;
             Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@ pub mod outputs;
 mod provenance;
 mod run;
 pub mod seeds;
+mod spectrum;
 
 use std::path::PathBuf;
 

@@ -312,7 +312,102 @@ fn path_regularizer() -> Spanned<String> {
 }
 
 /// The experiment kinds this version runs.
-pub const KINDS: &[&str] = &["convex_vs_nonconvex", "lowrank"];
+pub const KINDS: &[&str] = &["convex_vs_nonconvex", "lowrank", "spectrum"];
+
+/// A `kind = "spectrum"` manifest (Figure 7): singular-value spectra of named datasets.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SpectrumExperiment {
+    /// Output folder name under `outputs/`.
+    pub name: String,
+    /// Free text shown in table.md.
+    pub description: String,
+    /// Registry names, e.g. `mnist`, `fashion-mnist`, `cifar10`, `uci:ionosphere`.
+    pub datasets: Vec<String>,
+    /// Subtract the column means before computing the spectrum.
+    pub center: bool,
+}
+
+/// Any manifest this version runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyExperiment {
+    /// Convex and non-convex fits over a sweep (Table 2, Figure 4).
+    Fits(Box<Experiment>),
+    /// Singular-value spectra (Figure 7).
+    Spectrum(SpectrumExperiment),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpectrumManifest {
+    name: Spanned<String>,
+    #[allow(dead_code)]
+    kind: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    spectrum: RawSpectrum,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpectrum {
+    datasets: Spanned<Vec<String>>,
+    #[serde(default)]
+    center: bool,
+}
+
+/// Reads and validates a manifest of any kind.
+pub fn load_any(path: &Path) -> Result<(AnyExperiment, String), PipelineError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let kind = toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|t| t.get("kind").and_then(|k| k.as_str().map(str::to_string)));
+    if kind.as_deref() != Some("spectrum") {
+        return Ok((AnyExperiment::Fits(Box::new(parse(&text, path)?)), text));
+    }
+    let raw: RawSpectrumManifest =
+        toml::from_str(&text).map_err(|e| toml_error(&text, path, &e))?;
+    let v = Validator { text: &text, path };
+    v.check_name(&raw.name)?;
+    let datasets = raw.spectrum.datasets.get_ref();
+    if datasets.is_empty() {
+        return Err(v.error(
+            raw.spectrum.datasets.span(),
+            "spectrum.datasets",
+            "must list at least one dataset",
+        ));
+    }
+    let known = pathreg_data::registry::names().unwrap_or_default();
+    for name in datasets {
+        if !name.starts_with("csv:") && !known.contains(name) {
+            return Err(v.error(
+                raw.spectrum.datasets.span(),
+                "spectrum.datasets",
+                format!("unknown dataset {name:?}; known: {}", known.join(", ")),
+            ));
+        }
+    }
+    let experiment = SpectrumExperiment {
+        name: raw.name.get_ref().clone(),
+        description: raw.description,
+        datasets: datasets.clone(),
+        center: raw.spectrum.center,
+    };
+    Ok((AnyExperiment::Spectrum(experiment), text))
+}
+
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> PipelineError {
+    let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
+    PipelineError::Manifest {
+        path: path.to_path_buf(),
+        line,
+        column,
+        key: String::new(),
+        reason: e.message().to_string(),
+    }
+}
 
 /// What an experiment computes per sweep point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -323,6 +418,8 @@ pub enum ExperimentKind {
     /// Figure 4: the convex optimum on X and on its rank-r approximation,
     /// with Theorem 2's bound and the arrangement counts.
     LowRank,
+    /// Figure 7: singular-value spectra of datasets.
+    Spectrum,
 }
 
 /// Default Clarabel tolerance.
@@ -343,16 +440,7 @@ pub fn load(path: &Path) -> Result<(Experiment, String), PipelineError> {
 /// Parses and validates manifest text; `path` is used for messages and to
 /// resolve relative data paths.
 pub fn parse(text: &str, path: &Path) -> Result<Experiment, PipelineError> {
-    let raw: RawManifest = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
-        PipelineError::Manifest {
-            path: path.to_path_buf(),
-            line,
-            column,
-            key: String::new(),
-            reason: e.message().to_string(),
-        }
-    })?;
+    let raw: RawManifest = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
     Validator { text, path }.experiment(raw)
 }
 
@@ -419,19 +507,25 @@ impl Validator<'_> {
             .ok_or_else(|| self.error(table_span, key, "is required for this data source"))
     }
 
-    fn experiment(&self, raw: RawManifest) -> Result<Experiment, PipelineError> {
-        let name = raw.name.get_ref();
-        if name.is_empty()
-            || !name
+    fn check_name(&self, name: &Spanned<String>) -> Result<(), PipelineError> {
+        let text = name.get_ref();
+        if text.is_empty()
+            || !text
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
             return Err(self.error(
-                raw.name.span(),
+                name.span(),
                 "name",
                 "must be non-empty and use only letters, digits, '-' and '_' (it names the folder under outputs/)",
             ));
         }
+        Ok(())
+    }
+
+    fn experiment(&self, raw: RawManifest) -> Result<Experiment, PipelineError> {
+        self.check_name(&raw.name)?;
+        let name = raw.name.get_ref();
         if !KINDS.contains(&raw.kind.get_ref().as_str()) {
             return Err(self.error(
                 raw.kind.span(),

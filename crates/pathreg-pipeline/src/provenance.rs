@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use crate::cache::Cache;
-use crate::manifest::Experiment;
+use crate::manifest::{Experiment, ExperimentKind};
 use crate::outputs::{Hashes, ROUNDED_DIGITS};
 use crate::run::{CellResult, ConvexDetails, Prepared};
 
@@ -55,10 +55,10 @@ struct ConvexInfo {
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct Common {
     experiment: String,
-    kind: crate::manifest::ExperimentKind,
+    kind: ExperimentKind,
     manifest_path: String,
     manifest_sha256: String,
-    manifest_seed: u64,
+    manifest_seed: Option<u64>,
     sweep_points: usize,
     result_hash: String,
     rounded_result_hash: String,
@@ -85,14 +85,44 @@ impl Common {
         stage_times_s: BTreeMap<String, f64>,
         start: Instant,
     ) -> Self {
+        let mut common = Self::collect_named(
+            &experiment.name,
+            experiment.kind,
+            experiment.points.len(),
+            manifest_path,
+            manifest_text,
+            hashes,
+            workspace_root,
+            cache,
+            stage_times_s,
+            start,
+        );
+        common.manifest_seed = Some(experiment.seed);
+        common
+    }
+
+    /// The same for any experiment, given its name, kind and number of cells.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn collect_named(
+        name: &str,
+        kind: ExperimentKind,
+        points: usize,
+        manifest_path: &Path,
+        manifest_text: &str,
+        hashes: &Hashes,
+        workspace_root: &Path,
+        cache: &Cache,
+        stage_times_s: BTreeMap<String, f64>,
+        start: Instant,
+    ) -> Self {
         let (git_commit, git_dirty) = git_state(workspace_root);
         Self {
-            experiment: experiment.name.clone(),
-            kind: experiment.kind,
+            experiment: name.to_string(),
+            kind,
             manifest_path: manifest_path.display().to_string(),
             manifest_sha256: hex::encode(Sha256::digest(manifest_text.as_bytes())),
-            manifest_seed: experiment.seed,
-            sweep_points: experiment.points.len(),
+            manifest_seed: None,
+            sweep_points: points,
             result_hash: hashes.exact.clone(),
             rounded_result_hash: hashes.rounded.clone(),
             rounded_digits: ROUNDED_DIGITS,

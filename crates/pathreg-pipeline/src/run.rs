@@ -166,7 +166,13 @@ enum Job {
 /// Runs the manifest at `path` and writes `outputs/<name>/`.
 pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, PipelineError> {
     let start = Instant::now();
-    let (experiment, manifest_text) = manifest::load(path)?;
+    let (experiment, manifest_text) = match manifest::load_any(path)? {
+        (manifest::AnyExperiment::Fits(e), text) => (*e, text),
+        (manifest::AnyExperiment::Spectrum(e), text) => {
+            let _lock = lock_experiment(&options.outputs_root, &e.name)?;
+            return crate::spectrum::run(e, text, path, options, start);
+        }
+    };
     let _lock = lock_experiment(&options.outputs_root, &experiment.name)?;
     if experiment.kind == manifest::ExperimentKind::LowRank {
         return crate::lowrank::run(experiment, manifest_text, path, options, start);
@@ -711,7 +717,12 @@ fn run_nonconvex(
 /// Each job's label and whether its result is in the cache at `cache_root`
 /// (for `cargo xtask list`). Computes cache keys only: no arrangements, no fits.
 pub fn cached_cells(path: &Path, cache_root: &Path) -> Result<Vec<(String, bool)>, PipelineError> {
-    let (experiment, manifest_text) = manifest::load(path)?;
+    let (experiment, manifest_text) = match manifest::load_any(path)? {
+        (manifest::AnyExperiment::Fits(e), text) => (*e, text),
+        (manifest::AnyExperiment::Spectrum(e), _) => {
+            return crate::spectrum::cached(&e, cache_root);
+        }
+    };
     let cache = Cache::new(Some(cache_root.to_path_buf()));
     let (data, point_data) = prepare_data(&experiment)?;
     let mut arrangements: Vec<PreparedArrangements> = Vec::new();
