@@ -276,10 +276,10 @@ fn thread_count_does_not_change_the_exact_hash() {
     assert_eq!(hash_with("1"), hash_with("2"));
 }
 
-/// CI's reproduction check: regenerate Table 2 and compare with the committed
-/// lock (rounded hashes, which are meant to hold across machines).
+/// CI's reproduction check: regenerate Table 2 and Figure 4 and compare with
+/// the committed lock (rounded hashes, which are meant to hold across machines).
 #[test]
-fn table2_reproduces_the_committed_lock() {
+fn table2_and_fig4_reproduce_the_committed_lock() {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let output = xtask()
@@ -297,4 +297,107 @@ fn table2_reproduces_the_committed_lock() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("table2: rounded hash matches"), "{stdout}");
+}
+
+/// The read-only dataset mirror of this checkout environment, if present.
+fn mirror() -> Option<std::path::PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets");
+    path.is_dir().then_some(path)
+}
+
+#[test]
+fn fetch_verifies_from_a_mirror_and_fails_clearly_offline() {
+    let Some(mirror) = mirror() else {
+        eprintln!("note: no dataset mirror at ../shared/datasets; skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fetch = |args: &[&str]| {
+        xtask()
+            .arg("fetch")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("PATHREG_MIRROR")
+            .output()
+            .unwrap()
+    };
+    let ok = fetch(&[
+        "uci:ionosphere",
+        "--quiet",
+        "--mirror",
+        mirror.to_str().unwrap(),
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let again = fetch(&[
+        "uci:ionosphere",
+        "--quiet",
+        "--mirror",
+        mirror.to_str().unwrap(),
+    ]);
+    assert!(again.status.success());
+    let offline = fetch(&["cifar10", "--offline", "--quiet"]);
+    assert!(!offline.status.success());
+    let stderr =
+        String::from_utf8_lossy(&offline.stderr) + String::from_utf8_lossy(&offline.stdout);
+    assert!(stderr.contains("cifar"), "{stderr}");
+}
+
+#[test]
+fn experiments_name_pinned_datasets_and_fetch_them_on_first_use() {
+    let Some(mirror) = mirror() else {
+        eprintln!("note: no dataset mirror at ../shared/datasets; skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fits = dir.path().join("balloons.toml");
+    std::fs::write(
+        &fits,
+        r#"
+name = "balloons"
+kind = "convex_vs_nonconvex"
+seed = 3
+
+[data]
+source = "dataset"
+name = "uci:balloons"
+
+[model]
+m1 = 1
+beta = 0.1
+
+[arrangements]
+mode = "exact"
+"#,
+    )
+    .unwrap();
+    let spectrum = dir.path().join("spectra.toml");
+    std::fs::write(
+        &spectrum,
+        "name = \"spectra\"\nkind = \"spectrum\"\n\n[spectrum]\ndatasets = [\"uci:ionosphere\", \"uci:musk-1\"]\n",
+    )
+    .unwrap();
+    let output = xtask()
+        .env("PATHREG_MIRROR", &mirror)
+        .env("PATHREG_DATA", dir.path().join("data"))
+        .arg("run")
+        .args(run_args(dir.path()))
+        .arg(&fits)
+        .arg(&spectrum)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = std::fs::read_to_string(dir.path().join("out/balloons/results.csv")).unwrap();
+    assert!(results.contains("certified_global_optimum"), "{results}");
+    let spectra = std::fs::read_to_string(dir.path().join("out/spectra/table.md")).unwrap();
+    assert!(spectra.contains("| uci:musk-1 | 381 | 166 |"), "{spectra}");
+    assert!(dir.path().join("out/spectra/fig7_spectra.svg").is_file());
 }

@@ -133,6 +133,13 @@ pub enum DataSpec {
         /// Absolute path (resolved against the manifest's folder).
         path: PathBuf,
     },
+    /// A pinned dataset by registry name (`uci:ionosphere`, `mnist`, …): its
+    /// training split, fetched and verified on first use (PATHREG_DATA,
+    /// PATHREG_MIRROR).
+    Dataset {
+        /// The registry name.
+        name: String,
+    },
 }
 
 /// Network and objective.
@@ -259,6 +266,7 @@ struct RawData {
     noise: Option<Spanned<f64>>,
     rank_fraction: Option<Spanned<f64>>,
     path: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -873,6 +881,13 @@ impl Validator<'_> {
         let span = raw.source.span();
         match raw.source.get_ref().as_str() {
             "teacher" => {
+                if let Some(v) = &raw.name {
+                    return Err(self.error(
+                        v.span(),
+                        "data.name",
+                        "only used with source = \"dataset\"",
+                    ));
+                }
                 if let Some(p) = &raw.path {
                     return Err(self.error(
                         p.span(),
@@ -929,21 +944,16 @@ impl Validator<'_> {
                     noise,
                 })
             }
-            "csv" => {
-                for (value, key) in [
+            "csv" | "dataset" => {
+                let source = raw.source.get_ref().as_str();
+                let teacher_only = [
                     (&raw.n, "data.n"),
                     (&raw.d, "data.d"),
                     (&raw.teacher_k, "data.teacher_k"),
                     (&raw.teacher_m1, "data.teacher_m1"),
                     (&raw.teacher_m2, "data.teacher_m2"),
-                ] {
-                    if let Some(v) = &raw.rank_fraction {
-                        return Err(self.error(
-                            v.span(),
-                            "data.rank_fraction",
-                            "only used with source = \"teacher\"",
-                        ));
-                    }
+                ];
+                for (value, key) in teacher_only {
                     if let Some(v) = value {
                         return Err(self.error(
                             v.span(),
@@ -952,17 +962,63 @@ impl Validator<'_> {
                         ));
                     }
                 }
-                let p = self.required(&raw.path, span, "data.path")?;
-                let relative = PathBuf::from(p.get_ref());
-                let base = self.path.parent().unwrap_or(Path::new("."));
-                Ok(DataSpec::Csv {
-                    path: base.join(relative),
+                if let Some(v) = &raw.rank_fraction {
+                    return Err(self.error(
+                        v.span(),
+                        "data.rank_fraction",
+                        "only used with source = \"teacher\"",
+                    ));
+                }
+                if let Some(v) = &raw.noise {
+                    return Err(self.error(
+                        v.span(),
+                        "data.noise",
+                        "only used with source = \"teacher\"",
+                    ));
+                }
+                if source == "csv" {
+                    if let Some(v) = &raw.name {
+                        return Err(self.error(
+                            v.span(),
+                            "data.name",
+                            "only used with source = \"dataset\"",
+                        ));
+                    }
+                    let p = self.required(&raw.path, span, "data.path")?;
+                    let relative = PathBuf::from(p.get_ref());
+                    let base = self.path.parent().unwrap_or(Path::new("."));
+                    return Ok(DataSpec::Csv {
+                        path: base.join(relative),
+                    });
+                }
+                if let Some(v) = &raw.path {
+                    return Err(self.error(
+                        v.span(),
+                        "data.path",
+                        "only used with source = \"csv\"",
+                    ));
+                }
+                let name = self.required(&raw.name, span, "data.name")?;
+                let known = pathreg_data::registry::names().unwrap_or_default();
+                if !known.contains(name.get_ref()) {
+                    return Err(self.error(
+                        name.span(),
+                        "data.name",
+                        format!(
+                            "unknown dataset {:?}; known: {}",
+                            name.get_ref(),
+                            known.join(", ")
+                        ),
+                    ));
+                }
+                Ok(DataSpec::Dataset {
+                    name: name.get_ref().clone(),
                 })
             }
             other => Err(self.error(
                 span,
                 "data.source",
-                format!("{other:?}: use \"teacher\" or \"csv\""),
+                format!("{other:?}: use \"teacher\", \"csv\" or \"dataset\""),
             )),
         }
     }

@@ -289,6 +289,13 @@ fn prepare_data(experiment: &Experiment) -> Result<(Vec<PreparedData>, Vec<usize
                         rank_fraction: Some(f),
                     } => low_rank_teacher_data(*n, *d, low_rank(*d, *f), *teacher, *noise, seed)?.0,
                     DataSpec::Csv { path } => read_csv(path)?,
+                    DataSpec::Dataset { name } => {
+                        pathreg_data::registry::load(
+                            name,
+                            &pathreg_data::registry::DataConfig::from_env(),
+                        )?
+                        .train
+                    }
                 };
                 let sha256 = hex::encode(Sha256::digest(dataset.to_csv().as_bytes()));
                 data.push(PreparedData {

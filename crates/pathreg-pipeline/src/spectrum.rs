@@ -259,7 +259,7 @@ fn write_outputs(
     md.push_str(&format!(
         "Singular values of the training data matrix ({}), from the eigenvalues of the d × d Gram matrix XᵀX. \
          Energy is Σ σ_i²; rank_p is the smallest k with Σ_(i≤k) σ_i² ≥ p · Σ σ_i²; the numerical rank counts σ_i ≥ 1e-8 σ_1.\n\n",
-        if experiment.center { "columns centered" } else { "pixels in [0, 1], not centered" }
+        if experiment.center { "columns centered" } else { "raw values, not centered" }
     ));
     let header = [
         "dataset",
