@@ -365,6 +365,7 @@ seed = 3
 [data]
 source = "dataset"
 name = "uci:balloons"
+preprocess = "standardize"
 
 [model]
 m1 = 1

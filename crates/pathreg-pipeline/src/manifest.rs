@@ -139,6 +139,12 @@ pub enum DataSpec {
     Dataset {
         /// The registry name.
         name: String,
+        /// Which rows train: `default` (the dataset's default: official files for
+        /// images, a stratified 80/20 split seeded by the data seed for UCI),
+        /// `official`, `conxuntos` (the UCI collection's own partition) or `all`.
+        split: String,
+        /// Feature preprocessing fitted on the training rows: `none`, `center`, `standardize`.
+        preprocess: String,
     },
 }
 
@@ -267,6 +273,8 @@ struct RawData {
     rank_fraction: Option<Spanned<f64>>,
     path: Option<Spanned<String>>,
     name: Option<Spanned<String>>,
+    split: Option<Spanned<String>>,
+    preprocess: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -881,6 +889,18 @@ impl Validator<'_> {
         let span = raw.source.span();
         match raw.source.get_ref().as_str() {
             "teacher" => {
+                for (value, key) in [
+                    (&raw.split, "data.split"),
+                    (&raw.preprocess, "data.preprocess"),
+                ] {
+                    if let Some(v) = value {
+                        return Err(self.error(
+                            v.span(),
+                            key,
+                            "only used with source = \"dataset\"",
+                        ));
+                    }
+                }
                 if let Some(v) = &raw.name {
                     return Err(self.error(
                         v.span(),
@@ -977,6 +997,18 @@ impl Validator<'_> {
                     ));
                 }
                 if source == "csv" {
+                    for (value, key) in [
+                        (&raw.split, "data.split"),
+                        (&raw.preprocess, "data.preprocess"),
+                    ] {
+                        if let Some(v) = value {
+                            return Err(self.error(
+                                v.span(),
+                                key,
+                                "only used with source = \"dataset\"",
+                            ));
+                        }
+                    }
                     if let Some(v) = &raw.name {
                         return Err(self.error(
                             v.span(),
@@ -1011,8 +1043,34 @@ impl Validator<'_> {
                         ),
                     ));
                 }
+                let choice = |value: &Option<Spanned<String>>,
+                              key: &str,
+                              allowed: &[&str]|
+                 -> Result<String, PipelineError> {
+                    match value {
+                        None => Ok(allowed[0].to_string()),
+                        Some(v) if allowed.contains(&v.get_ref().as_str()) => {
+                            Ok(v.get_ref().clone())
+                        }
+                        Some(v) => Err(self.error(
+                            v.span(),
+                            key,
+                            format!("{:?}: use one of {allowed:?}", v.get_ref()),
+                        )),
+                    }
+                };
                 Ok(DataSpec::Dataset {
                     name: name.get_ref().clone(),
+                    split: choice(
+                        &raw.split,
+                        "data.split",
+                        &["default", "official", "conxuntos", "all"],
+                    )?,
+                    preprocess: choice(
+                        &raw.preprocess,
+                        "data.preprocess",
+                        &["none", "center", "standardize"],
+                    )?,
                 })
             }
             other => Err(self.error(
@@ -1219,6 +1277,17 @@ K = [5, 20]
             DataSpec::Csv {
                 path: PathBuf::from("/home/u/exp/data/mine.csv")
             }
+        );
+        let named = text.replace(
+            "source = \"csv\"\npath = \"data/mine.csv\"",
+            "source = \"dataset\"\nname = \"uci:ionosphere\"\nsplit = \"thirds\"",
+        );
+        let e = err(&named);
+        assert!(e.contains("data.split") && e.contains("thirds"), "{e}");
+        let e = err(&named.replace("uci:ionosphere", "uci:nope"));
+        assert!(
+            e.contains("data.name") && e.contains("unknown dataset"),
+            "{e}"
         );
         let e = err(&text.replace("path = \"data/mine.csv\"", ""));
         assert!(e.contains("data.path") && e.contains("required"), "{e}");

@@ -289,13 +289,11 @@ fn prepare_data(experiment: &Experiment) -> Result<(Vec<PreparedData>, Vec<usize
                         rank_fraction: Some(f),
                     } => low_rank_teacher_data(*n, *d, low_rank(*d, *f), *teacher, *noise, seed)?.0,
                     DataSpec::Csv { path } => read_csv(path)?,
-                    DataSpec::Dataset { name } => {
-                        pathreg_data::registry::load(
-                            name,
-                            &pathreg_data::registry::DataConfig::from_env(),
-                        )?
-                        .train
-                    }
+                    DataSpec::Dataset {
+                        name,
+                        split,
+                        preprocess,
+                    } => load_named(name, split, preprocess, seed)?,
                 };
                 let sha256 = hex::encode(Sha256::digest(dataset.to_csv().as_bytes()));
                 data.push(PreparedData {
@@ -310,6 +308,30 @@ fn prepare_data(experiment: &Experiment) -> Result<(Vec<PreparedData>, Vec<usize
         point_data.push(index);
     }
     Ok((data, point_data))
+}
+
+/// The training rows of a pinned dataset, fetched on first use.
+fn load_named(
+    name: &str,
+    split: &str,
+    preprocess: &str,
+    seed: u64,
+) -> Result<Dataset, PipelineError> {
+    use pathreg_data::split::{Preprocess, Split};
+    let mut config = pathreg_data::registry::DataConfig::from_env();
+    config.seed = seed;
+    config.split = match split {
+        "official" => Some(Split::Official),
+        "conxuntos" => Some(Split::UciConxuntos),
+        "all" => Some(Split::None),
+        _ => None,
+    };
+    config.preprocess = match preprocess {
+        "center" => Preprocess::Center,
+        "standardize" => Preprocess::Standardize,
+        _ => Preprocess::None,
+    };
+    Ok(pathreg_data::registry::load(name, &config)?.train)
 }
 
 /// The arrangements' cache key and, in sampled mode, their seed.
