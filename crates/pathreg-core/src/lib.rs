@@ -9,6 +9,7 @@ pub mod loss;
 mod lp;
 pub mod network;
 mod nnls;
+pub mod sampled;
 
 pub use arrangement::{ArrangementMode, ArrangementSet, Mask, NeuronPattern, Triple};
 pub use loss::Loss;

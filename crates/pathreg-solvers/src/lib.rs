@@ -4,10 +4,14 @@
 
 pub mod conic;
 pub mod nonconvex;
+pub mod unconstrained;
 pub mod working_set;
 
 pub use conic::{ConicSettings, ConicSolve, solve_conic};
 pub use nonconvex::{Optimizer, TrainResult, TrainSettings, train};
+pub use unconstrained::{
+    ConvexMethod, ConvexTrainResult, ConvexTrainSettings, CurvePoint, train_convex,
+};
 pub use working_set::{CertifiedSolve, WorkingSetSettings, solve_certified};
 
 /// Errors of the solvers.

@@ -1,0 +1,338 @@
+//! The unconstrained convex program (11) over sampled arrangements on small
+//! UCI datasets from the read-only mirror `../shared/datasets` (skipped with a
+//! note when it is absent): descent of every solver, Proposition 1's map,
+//! accuracy, determinism, and (ignored) the solver comparison and epoch timings.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use pathreg_core::sampled::{self, Objective11, SampledArrangements};
+use pathreg_core::{Loss, ParallelNetwork, Regularizer};
+use pathreg_data::Dataset;
+use pathreg_data::download::Mirror;
+use pathreg_data::registry::{DataConfig, load};
+use pathreg_solvers::{
+    ConvexMethod, ConvexTrainSettings, Optimizer, TrainSettings, train, train_convex,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn mirror() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
+    dir.join("uci").is_dir().then_some(dir)
+}
+
+/// `(train, test)` of `uci:<name>` (seeded 80/20 split), or `None` with a note.
+fn uci(name: &str) -> Option<(Dataset, Dataset)> {
+    let Some(mirror) = mirror() else {
+        eprintln!("skipping: no dataset mirror at ../shared/datasets");
+        return None;
+    };
+    let tmp = tempfile::tempdir().ok()?;
+    let mut config = DataConfig::new(tmp.path());
+    config.mirror = Some(Mirror::Dir(mirror));
+    config.download = false;
+    match load(&format!("uci:{name}"), &config) {
+        Ok(data) => Some((data.train, data.test)),
+        Err(e) => panic!("loading uci:{name} from the mirror failed: {e}"),
+    }
+}
+
+fn settings(method: ConvexMethod, epochs: usize, lambda: f64) -> ConvexTrainSettings {
+    let mut s = ConvexTrainSettings::table3(method, epochs);
+    s.objective.lambda = lambda;
+    s
+}
+
+fn methods() -> [ConvexMethod; 3] {
+    [
+        ConvexMethod::sgd(1e-7),
+        ConvexMethod::adam(1e-5),
+        ConvexMethod::fista(),
+    ]
+}
+
+#[test]
+fn objective_11_decreases_under_each_solver() {
+    let Some((train_set, _)) = uci("ionosphere") else {
+        return;
+    };
+    let (x, y) = (train_set.x.view(), train_set.y.view());
+    let arr =
+        SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(1), 10, x.ncols(), 20).unwrap();
+    for method in methods() {
+        let s = settings(method, 15, 1.0);
+        let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        let first = run.curve[0].objective;
+        let last = run.final_objective.objective;
+        eprintln!(
+            "{}: {first:.3} -> {last:.3} in {:.3} s",
+            method.name(),
+            run.time_s
+        );
+        assert!(last < first, "{}: {first} -> {last}", method.name());
+        assert_eq!(run.curve.last().map(|p| p.objective), Some(last));
+    }
+}
+
+#[test]
+fn mapped_network_predicts_like_the_convex_model_up_to_the_violation() {
+    let Some((train_set, test_set)) = uci("ionosphere") else {
+        return;
+    };
+    let (x, y) = (train_set.x.view(), train_set.y.view());
+    let arr =
+        SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(3), 8, x.ncols(), 10).unwrap();
+    let s = settings(ConvexMethod::fista(), 30, 1.0);
+    let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+    let vars = &run.variables;
+    for data in [&train_set, &test_set] {
+        let masks = arr.masks(data.x.view()).unwrap();
+        let report = sampled::violation_report(data.x.view(), &masks, vars).unwrap();
+        let net = sampled::to_network(&arr, data.x.view(), vars, 1).unwrap();
+        let f_convex = sampled::predict(data.x.view(), &masks, vars).unwrap();
+        let f_net = net.predict(data.x.view()).unwrap();
+        let l1: f64 = f_convex
+            .iter()
+            .zip(&f_net)
+            .map(|(a, b)| (a - b).abs())
+            .sum();
+        eprintln!(
+            "n = {}: Σ|Δf| = {l1:.3e} ≤ h = {:.3e} (relative {:.3e}, max {:.3e}); {} sub-networks",
+            data.x.nrows(),
+            report.total,
+            report.relative,
+            report.max,
+            net.num_subnetworks()
+        );
+        assert!(l1 <= report.total * (1.0 + 1e-9) + 1e-12);
+        assert!(net.num_subnetworks() <= 2 * arr.k());
+        // Path norm of the mapped network = Σ‖Z‖ (m2 = 1).
+        let norms: f64 = vars.group_norms().iter().sum();
+        assert!((net.path_regularizer() - norms).abs() <= 1e-9 * norms.max(1.0));
+        let acc_convex = sampled::model_accuracy(&arr, vars, data.x.view(), data.y.view()).unwrap();
+        let acc_net = sampled::network_accuracy(&net, data.x.view(), data.y.view()).unwrap();
+        eprintln!("accuracy: convex {acc_convex:.3}, network {acc_net:.3}");
+    }
+}
+
+#[test]
+fn training_accuracy_reaches_one_on_acute_inflammation() {
+    let Some((train_set, test_set)) = uci("acute-inflammation") else {
+        return;
+    };
+    let (x, y) = (train_set.x.view(), train_set.y.view());
+    let arr =
+        SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(5), 40, x.ncols(), 100).unwrap();
+    for method in methods() {
+        let mut s = settings(method, 200, 1.0);
+        s.stop_at_full_accuracy = true;
+        let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
+        let test_acc =
+            sampled::model_accuracy(&arr, &run.variables, test_set.x.view(), test_set.y.view())
+                .unwrap();
+        eprintln!(
+            "{}: train accuracy 1 after {} epochs ({:.3} s); test {test_acc:.3}",
+            method.name(),
+            run.epochs_run,
+            run.time_s
+        );
+        assert_eq!(run.train_accuracy, 1.0, "{}", method.name());
+    }
+}
+
+#[test]
+fn ionosphere_test_accuracy_is_sane_with_table3_sizes() {
+    let Some((train_set, test_set)) = uci("ionosphere") else {
+        return;
+    };
+    let (x, y) = (train_set.x.view(), train_set.y.view());
+    let arr =
+        SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(7), 40, x.ncols(), 100).unwrap();
+    let mut s = settings(ConvexMethod::sgd(1e-7), 100, 1.0);
+    s.stop_at_full_accuracy = true;
+    let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(8)).unwrap();
+    let test_acc =
+        sampled::model_accuracy(&arr, &run.variables, test_set.x.view(), test_set.y.view())
+            .unwrap();
+    eprintln!(
+        "ionosphere: train {:.3} after {} epochs ({:.2} s), test {test_acc:.3}",
+        run.train_accuracy, run.epochs_run, run.time_s
+    );
+    assert!(test_acc > 0.6, "test accuracy {test_acc}");
+}
+
+#[test]
+fn same_seed_gives_bit_identical_runs() {
+    let Some((train_set, _)) = uci("balloons") else {
+        return;
+    };
+    let (x, y) = (train_set.x.view(), train_set.y.view());
+    let run = |seed: u64| {
+        let arr =
+            SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(seed), 5, x.ncols(), 7)
+                .unwrap();
+        let mut s = settings(ConvexMethod::sgd(1e-3), 5, 1.0);
+        s.batch_size = 4;
+        train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(seed))
+            .unwrap()
+            .variables
+    };
+    assert_eq!(run(9), run(9));
+    assert_ne!(run(9), run(10));
+}
+
+#[test]
+fn rejects_bad_settings() {
+    let x = ndarray::Array2::<f64>::zeros((4, 2));
+    let y = ndarray::Array1::<f64>::ones(4);
+    let arr = SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(1), 2, 2, 2).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut s = settings(ConvexMethod::Fista { smoothing: 0.0 }, 2, 1.0);
+    assert!(train_convex(x.view(), y.view(), &arr, &s, &mut rng).is_err());
+    s.method = ConvexMethod::sgd(1e-3);
+    s.batch_size = 0;
+    assert!(train_convex(x.view(), y.view(), &arr, &s, &mut rng).is_err());
+    s.batch_size = 2;
+    assert!(train_convex(x.view(), y.slice(ndarray::s![..3]), &arr, &s, &mut rng).is_err());
+    let wrong_d = SampledArrangements::sample(&mut rng, 2, 3, 2).unwrap();
+    assert!(train_convex(x.view(), y.view(), &wrong_d, &s, &mut rng).is_err());
+}
+
+/// Objective (11) against optimizer wall time for SGD, Adam and FISTA.
+/// Run with `cargo test --profile opt -p pathreg-solvers --test unconstrained_uci
+/// compare_solvers -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn compare_solvers_ionosphere() {
+    let Some((train_set, _)) = uci("ionosphere") else {
+        return;
+    };
+    let (x, y) = (train_set.x.view(), train_set.y.view());
+    let arr = SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(11), 40, x.ncols(), 100)
+        .unwrap();
+    let epochs: usize = std::env::var("EPOCHS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let lambda: f64 = std::env::var("LAMBDA")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let mut methods: Vec<ConvexMethod> = Vec::new();
+    for lr in [1e-7, 1e-6, 1e-5] {
+        methods.push(ConvexMethod::sgd(lr));
+    }
+    for lr in [1e-6, 1e-5, 1e-4] {
+        methods.push(ConvexMethod::adam(lr));
+    }
+    for mu in [1e-3, 1e-2, 1e-1] {
+        methods.push(ConvexMethod::Fista { smoothing: mu });
+    }
+    for method in methods {
+        let s = settings(method, epochs, lambda);
+        let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(12)).unwrap();
+        let points: Vec<String> = run
+            .curve
+            .iter()
+            .filter(|p| p.epoch.is_power_of_two() || p.epoch == epochs)
+            .map(|p| format!("{}:{:.2}s:{:.3}", p.epoch, p.time_s, p.objective))
+            .collect();
+        eprintln!(
+            "{method:?}\n  final {:.4} (loss {:.3}, Σ‖Z‖ {:.3}, h {:.3e}), acc {:.3}, {:.2} s\n  {}",
+            run.final_objective.objective,
+            run.final_objective.loss,
+            run.final_objective.group_norms,
+            run.final_objective.violation,
+            run.train_accuracy,
+            run.time_s,
+            points.join(" ")
+        );
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Median time of one epoch of (11) (each method; SGD/Adam with the default
+/// batch size 32) and of one non-convex epoch on uci:musk-1 with
+/// `(K, m1, m2) = (40, 100, 1)`.
+#[test]
+#[ignore]
+fn bench_epochs_musk1() {
+    let Some((train_set, _)) = uci("musk-1") else {
+        return;
+    };
+    let (x, y) = (train_set.x.view(), train_set.y.view());
+    let (k, m1, m2) = (40, 100, 1);
+    eprintln!("musk-1 train: n = {}, d = {}", x.nrows(), x.ncols());
+    let arr =
+        SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(1), k, x.ncols(), m1).unwrap();
+    let reps = 5;
+    for method in methods() {
+        let s = ConvexTrainSettings {
+            record_every: 1000,
+            ..settings(method, 1, 1.0)
+        };
+        let times: Vec<f64> = (0..reps)
+            .map(|r| {
+                train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(r))
+                    .unwrap()
+                    .time_s
+            })
+            .collect();
+        eprintln!(
+            "convex (11) {} epoch (batch {}): median {:.4} s",
+            method.name(),
+            if matches!(method, ConvexMethod::Fista { .. }) {
+                x.nrows()
+            } else {
+                s.batch_size
+            },
+            median(times)
+        );
+    }
+    let masks_time = median(
+        (0..reps)
+            .map(|_| {
+                let start = Instant::now();
+                let _ = arr.masks(x).unwrap();
+                start.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
+    eprintln!("masks of the training set (once per run): {masks_time:.4} s");
+    let _ = Objective11 {
+        loss: Loss::Squared,
+        beta: 0.5,
+        m2,
+        lambda: 1.0,
+    };
+    let times: Vec<f64> = (0..reps)
+        .map(|r| {
+            let mut rng = ChaCha8Rng::seed_from_u64(r);
+            let net = ParallelNetwork::lecun_normal(&mut rng, k, x.ncols(), m1, m2);
+            let ts = TrainSettings {
+                optimizer: Optimizer::Sgd {
+                    lr: 1e-3,
+                    momentum: 0.9,
+                },
+                epochs: 1,
+                batch_size: 32,
+                loss: Loss::Squared,
+                beta: 0.5,
+                regularizer: Regularizer::Path,
+                record_every: 1,
+            };
+            let start = Instant::now();
+            let _ = train(x, y, net, &ts, &mut rng).unwrap();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    eprintln!(
+        "non-convex SGD epoch (batch 32, incl. 2 full objective evaluations): median {:.4} s",
+        median(times)
+    );
+}
