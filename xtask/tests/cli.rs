@@ -402,3 +402,40 @@ mode = "exact"
     assert!(spectra.contains("| uci:musk-1 | 381 | 166 |"), "{spectra}");
     assert!(dir.path().join("out/spectra/fig7_spectra.svg").is_file());
 }
+
+#[test]
+fn two_concurrent_runs_of_one_manifest_agree_and_leave_a_valid_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("tiny.toml");
+    std::fs::write(&manifest, TINY.replace("K = [3]", "K = [3, 5, 8]")).unwrap();
+    let spawn = || {
+        xtask()
+            .arg("run")
+            .args(run_args(dir.path()))
+            .arg(&manifest)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let run_json = || -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("out/tiny/run.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let first = run_json();
+    // A third run finds every entry valid in the shared cache and the same results.
+    let output = xtask()
+        .arg("run")
+        .args(run_args(dir.path()))
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let again = run_json();
+    assert_eq!(again["result_hash"], first["result_hash"]);
+    assert_eq!(again["cache"]["corrupt_recomputed"], 0);
+    assert_eq!(again["cache"]["misses"], 0);
+}

@@ -1032,7 +1032,7 @@ impl Validator<'_> {
                 }
                 let name = self.required(&raw.name, span, "data.name")?;
                 let known = pathreg_data::registry::names().unwrap_or_default();
-                if !known.contains(name.get_ref()) {
+                if !name.get_ref().starts_with("csv:") && !known.contains(name.get_ref()) {
                     return Err(self.error(
                         name.span(),
                         "data.name",
