@@ -219,18 +219,9 @@ fn label(point: &Point) -> String {
         .to_string()
 }
 
-/// Runs a `kind = "lowrank"` manifest.
-pub(crate) fn run(
-    experiment: Experiment,
-    manifest_text: String,
-    path: &Path,
-    options: &RunOptions,
-    start: Instant,
-) -> Result<RunSummary, PipelineError> {
-    let cache = Cache::new(options.cache_root.clone());
-    (options.progress)(Progress::Stage("data".into()));
-    let data_start = Instant::now();
-    let datasets: Vec<Dataset> = experiment
+/// Every point's data set (cheap to generate; cells are cached).
+fn generate(experiment: &Experiment) -> Result<Vec<Dataset>, PipelineError> {
+    experiment
         .points
         .iter()
         .map(|p| match &p.data {
@@ -246,14 +237,59 @@ pub(crate) fn run(
                 low_rank(*d, *f),
                 *teacher,
                 *noise,
-                data_seed(&experiment, p),
+                data_seed(experiment, p),
             )?
             .0),
             _ => Err(PipelineError::Verification(
                 "lowrank needs low-rank teacher data".into(),
             )),
         })
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// The `lowrank` cache key of a point: model, solver settings, data parameters
+/// and the generated data's hash.
+fn cell_key(experiment: &Experiment, point: &Point, data: &Dataset) -> CacheKey {
+    let params = serde_json::json!({
+        "model": { "m1": point.model.m1, "m2": point.model.m2, "beta": point.model.beta, "loss": point.model.loss },
+        "convex": experiment.convex,
+        "data": point.data,
+    });
+    CacheKey::new("lowrank", LOWRANK_VERSION, &params, &[&hash_of(data)])
+}
+
+/// Each cell's label and whether it is cached (for `list`).
+pub(crate) fn cached(
+    experiment: &Experiment,
+    cache_root: &Path,
+) -> Result<Vec<(String, bool)>, PipelineError> {
+    let cache = Cache::new(Some(cache_root.to_path_buf()));
+    let datasets = generate(experiment)?;
+    Ok(experiment
+        .points
+        .iter()
+        .zip(&datasets)
+        .map(|(point, data)| {
+            (
+                label(point),
+                cache.contains(&cell_key(experiment, point, data)),
+            )
+        })
+        .collect())
+}
+
+/// Runs a `kind = "lowrank"` manifest.
+pub(crate) fn run(
+    experiment: Experiment,
+    manifest_text: String,
+    path: &Path,
+    options: &RunOptions,
+    start: Instant,
+) -> Result<RunSummary, PipelineError> {
+    let cache = Cache::new(options.cache_root.clone());
+    (options.progress)(Progress::Stage("data".into()));
+    let data_start = Instant::now();
+    let datasets = generate(&experiment)?;
     let mut stage_times = BTreeMap::new();
     stage_times.insert("data".to_string(), data_start.elapsed().as_secs_f64());
     (options.progress)(Progress::CellsStarted(experiment.points.len()));
@@ -263,12 +299,7 @@ pub(crate) fn run(
         .par_iter()
         .zip(datasets.par_iter())
         .map(|(point, data)| {
-            let params = serde_json::json!({
-                "model": { "m1": point.model.m1, "m2": point.model.m2, "beta": point.model.beta, "loss": point.model.loss },
-                "convex": experiment.convex,
-                "data": point.data,
-            });
-            let key = CacheKey::new("lowrank", LOWRANK_VERSION, &params, &[&hash_of(data)]);
+            let key = cell_key(&experiment, point, data);
             let result = cache.get_or_compute(
                 &key,
                 |c: &LowRankCell| bincode::serialize(c).unwrap_or_default(),

@@ -752,6 +752,9 @@ pub fn cached_cells(path: &Path, cache_root: &Path) -> Result<Vec<(String, bool)
             return crate::spectrum::cached(&e, cache_root);
         }
     };
+    if experiment.kind == manifest::ExperimentKind::LowRank {
+        return crate::lowrank::cached(&experiment, cache_root);
+    }
     let cache = Cache::new(Some(cache_root.to_path_buf()));
     let (data, point_data) = prepare_data(&experiment)?;
     let mut arrangements: Vec<PreparedArrangements> = Vec::new();
