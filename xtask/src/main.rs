@@ -69,7 +69,7 @@ enum Command {
         /// Cache folder (default: $PATHREG_CACHE or <workspace>/.pathreg-cache).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
-        /// Only this stage: arrangements, convex or nonconvex.
+        /// Only this stage: arrangements, convex, nonconvex, lowrank or spectrum.
         #[arg(long)]
         stage: Option<String>,
     },
@@ -272,6 +272,15 @@ fn real_main() -> Result<ExitCode> {
             cache_dir: flag,
             stage,
         } => {
+            const STAGES: &[&str] = &["arrangements", "convex", "nonconvex", "lowrank", "spectrum"];
+            if let Some(stage) = &stage
+                && !STAGES.contains(&stage.as_str())
+            {
+                anyhow::bail!(
+                    "unknown cache stage {stage:?}; stages: {}",
+                    STAGES.join(", ")
+                );
+            }
             let cache = Cache::new(Some(cache_dir(flag, &root)));
             cache.clean(stage.as_deref())?;
             Ok(ExitCode::SUCCESS)

@@ -252,6 +252,38 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 #[test]
+fn clean_removes_one_stage_and_refuses_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("tiny.toml");
+    std::fs::write(&manifest, TINY).unwrap();
+    assert!(
+        xtask()
+            .arg("run")
+            .args(run_args(dir.path()))
+            .arg(&manifest)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let cache = dir.path().join("cache");
+    assert!(cache.join("nonconvex").is_dir() && cache.join("arrangements").is_dir());
+    let clean = |stage: &str| {
+        xtask()
+            .args(["clean", "--cache-dir"])
+            .arg(&cache)
+            .args(["--stage", stage])
+            .output()
+            .unwrap()
+    };
+    assert!(clean("nonconvex").status.success());
+    assert!(!cache.join("nonconvex").exists() && cache.join("arrangements").is_dir());
+    let refused = clean("../..");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown cache stage"));
+    assert!(dir.path().join("tiny.toml").is_file());
+}
+
+#[test]
 fn thread_count_does_not_change_the_exact_hash() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("tiny.toml");

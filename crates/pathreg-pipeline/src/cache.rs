@@ -153,7 +153,16 @@ impl Cache {
             return Ok(());
         };
         let target = match stage {
-            Some(s) => root.join(s),
+            Some(s)
+                if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+            {
+                root.join(s)
+            }
+            Some(s) => {
+                return Err(PipelineError::Verification(format!(
+                    "{s:?} is not a cache stage name"
+                )));
+            }
             None => root.clone(),
         };
         if target.exists() {
