@@ -493,6 +493,23 @@ impl Validator<'_> {
         }
     }
 
+    /// Rejects a key that only the data source `source` uses.
+    fn forbid<T>(
+        &self,
+        value: &Option<Spanned<T>>,
+        key: &str,
+        source: &str,
+    ) -> Result<(), PipelineError> {
+        match value {
+            Some(v) => Err(self.error(
+                v.span(),
+                key,
+                format!("only used with source = \"{source}\""),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn positive_usize(&self, value: &Spanned<usize>, key: &str) -> Result<usize, PipelineError> {
         if *value.get_ref() == 0 {
             return Err(self.error(value.span(), key, "must be at least 1"));
@@ -889,32 +906,10 @@ impl Validator<'_> {
         let span = raw.source.span();
         match raw.source.get_ref().as_str() {
             "teacher" => {
-                for (value, key) in [
-                    (&raw.split, "data.split"),
-                    (&raw.preprocess, "data.preprocess"),
-                ] {
-                    if let Some(v) = value {
-                        return Err(self.error(
-                            v.span(),
-                            key,
-                            "only used with source = \"dataset\"",
-                        ));
-                    }
-                }
-                if let Some(v) = &raw.name {
-                    return Err(self.error(
-                        v.span(),
-                        "data.name",
-                        "only used with source = \"dataset\"",
-                    ));
-                }
-                if let Some(p) = &raw.path {
-                    return Err(self.error(
-                        p.span(),
-                        "data.path",
-                        "only used with source = \"csv\"",
-                    ));
-                }
+                self.forbid(&raw.split, "data.split", "dataset")?;
+                self.forbid(&raw.preprocess, "data.preprocess", "dataset")?;
+                self.forbid(&raw.name, "data.name", "dataset")?;
+                self.forbid(&raw.path, "data.path", "csv")?;
                 let noise = match &raw.noise {
                     Some(v) if !(v.get_ref().is_finite() && *v.get_ref() >= 0.0) => {
                         return Err(self.error(
@@ -966,56 +961,17 @@ impl Validator<'_> {
             }
             "csv" | "dataset" => {
                 let source = raw.source.get_ref().as_str();
-                let teacher_only = [
-                    (&raw.n, "data.n"),
-                    (&raw.d, "data.d"),
-                    (&raw.teacher_k, "data.teacher_k"),
-                    (&raw.teacher_m1, "data.teacher_m1"),
-                    (&raw.teacher_m2, "data.teacher_m2"),
-                ];
-                for (value, key) in teacher_only {
-                    if let Some(v) = value {
-                        return Err(self.error(
-                            v.span(),
-                            key,
-                            "only used with source = \"teacher\"",
-                        ));
-                    }
-                }
-                if let Some(v) = &raw.rank_fraction {
-                    return Err(self.error(
-                        v.span(),
-                        "data.rank_fraction",
-                        "only used with source = \"teacher\"",
-                    ));
-                }
-                if let Some(v) = &raw.noise {
-                    return Err(self.error(
-                        v.span(),
-                        "data.noise",
-                        "only used with source = \"teacher\"",
-                    ));
-                }
+                self.forbid(&raw.n, "data.n", "teacher")?;
+                self.forbid(&raw.d, "data.d", "teacher")?;
+                self.forbid(&raw.teacher_k, "data.teacher_k", "teacher")?;
+                self.forbid(&raw.teacher_m1, "data.teacher_m1", "teacher")?;
+                self.forbid(&raw.teacher_m2, "data.teacher_m2", "teacher")?;
+                self.forbid(&raw.rank_fraction, "data.rank_fraction", "teacher")?;
+                self.forbid(&raw.noise, "data.noise", "teacher")?;
                 if source == "csv" {
-                    for (value, key) in [
-                        (&raw.split, "data.split"),
-                        (&raw.preprocess, "data.preprocess"),
-                    ] {
-                        if let Some(v) = value {
-                            return Err(self.error(
-                                v.span(),
-                                key,
-                                "only used with source = \"dataset\"",
-                            ));
-                        }
-                    }
-                    if let Some(v) = &raw.name {
-                        return Err(self.error(
-                            v.span(),
-                            "data.name",
-                            "only used with source = \"dataset\"",
-                        ));
-                    }
+                    self.forbid(&raw.split, "data.split", "dataset")?;
+                    self.forbid(&raw.preprocess, "data.preprocess", "dataset")?;
+                    self.forbid(&raw.name, "data.name", "dataset")?;
                     let p = self.required(&raw.path, span, "data.path")?;
                     let relative = PathBuf::from(p.get_ref());
                     let base = self.path.parent().unwrap_or(Path::new("."));
@@ -1023,13 +979,7 @@ impl Validator<'_> {
                         path: base.join(relative),
                     });
                 }
-                if let Some(v) = &raw.path {
-                    return Err(self.error(
-                        v.span(),
-                        "data.path",
-                        "only used with source = \"csv\"",
-                    ));
-                }
+                self.forbid(&raw.path, "data.path", "csv")?;
                 let name = self.required(&raw.name, span, "data.name")?;
                 let known = pathreg_data::registry::names().unwrap_or_default();
                 if !name.get_ref().starts_with("csv:") && !known.contains(name.get_ref()) {
