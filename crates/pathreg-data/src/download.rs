@@ -207,8 +207,8 @@ pub fn hash_file(path: &Path) -> Result<(u64, String), DataError> {
     Ok((size, hex::encode(hasher.finalize())))
 }
 
-/// Checks a file against its pin (size first, then SHA-256).
-pub fn verify_file(path: &Path, pin: &Pin) -> Result<(), DataError> {
+/// The file's display name and size, or a size mismatch against `pin`.
+fn check_file_size(path: &Path, pin: &Pin) -> Result<(String, u64), DataError> {
     let origin = path.display().to_string();
     let len = std::fs::metadata(path)
         .map_err(|source| DataError::Io {
@@ -223,6 +223,12 @@ pub fn verify_file(path: &Path, pin: &Pin) -> Result<(), DataError> {
             actual: len,
         });
     }
+    Ok((origin, len))
+}
+
+/// Checks a file against its pin (size first, then SHA-256).
+pub fn verify_file(path: &Path, pin: &Pin) -> Result<(), DataError> {
+    let (origin, len) = check_file_size(path, pin)?;
     let (_, sha) = hash_file(path)?;
     check_bytes_hash(&origin, pin, len, &sha)
 }
@@ -1041,20 +1047,7 @@ fn copy_verified(
     label: &str,
     progress: ProgressFn<'_>,
 ) -> Result<(), DataError> {
-    let origin = src.display().to_string();
-    let len = std::fs::metadata(src)
-        .map_err(|source| DataError::Io {
-            path: origin.clone(),
-            source,
-        })?
-        .len();
-    if len != pin.size {
-        return Err(DataError::SizeMismatch {
-            origin,
-            expected: pin.size,
-            actual: len,
-        });
-    }
+    let (origin, _) = check_file_size(src, pin)?;
     let mut file = File::open(src).map_err(|source| DataError::Io {
         path: origin.clone(),
         source,

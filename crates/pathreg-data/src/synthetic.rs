@@ -30,11 +30,7 @@ pub fn teacher_data(
     noise: f64,
     seed: u64,
 ) -> Result<(Dataset, ParallelNetwork), DataError> {
-    if n == 0 || d == 0 || teacher.k == 0 || teacher.m1 == 0 || teacher.m2 == 0 {
-        return Err(DataError::Invalid(format!(
-            "teacher data needs n, d, K, m1, m2 ≥ 1 (got n = {n}, d = {d}, {teacher:?})"
-        )));
-    }
+    check_sizes("teacher data", n, d, teacher)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let x = Array2::from_shape_simple_fn((n, d), || standard_normal(&mut rng));
     label_with_teacher(x, teacher, noise, &mut rng)
@@ -53,11 +49,7 @@ pub fn low_rank_teacher_data(
     noise: f64,
     seed: u64,
 ) -> Result<(Dataset, ParallelNetwork), DataError> {
-    if n == 0 || d == 0 || teacher.k == 0 || teacher.m1 == 0 || teacher.m2 == 0 {
-        return Err(DataError::Invalid(format!(
-            "low-rank teacher data needs n, d, K, m1, m2 ≥ 1 (got n = {n}, d = {d}, {teacher:?})"
-        )));
-    }
+    check_sizes("low-rank teacher data", n, d, teacher)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let g = Array2::from_shape_simple_fn((n, d), || standard_normal(&mut rng));
     let mut svd =
@@ -69,6 +61,15 @@ pub fn low_rank_teacher_data(
     }
     let x = svd.reconstruct();
     label_with_teacher(x, teacher, noise, &mut rng)
+}
+
+fn check_sizes(what: &str, n: usize, d: usize, teacher: TeacherShape) -> Result<(), DataError> {
+    if n == 0 || d == 0 || teacher.k == 0 || teacher.m1 == 0 || teacher.m2 == 0 {
+        return Err(DataError::Invalid(format!(
+            "{what} needs n, d, K, m1, m2 ≥ 1 (got n = {n}, d = {d}, {teacher:?})"
+        )));
+    }
+    Ok(())
 }
 
 /// Draws a teacher with standard normal weights and labels `x` with it plus

@@ -361,19 +361,13 @@ pub(crate) fn run(
     write_folder(&output_dir, |staging| {
         write_outputs(staging, &experiment, &datasets, &cells, &run_info)
     })?;
-    Ok(RunSummary {
+    Ok(RunSummary::new(
         output_dir,
-        result_hash: hashes.exact.clone(),
-        rounded_hash: hashes.rounded.clone(),
-        rows: hashes.rows,
-        cells: cells.len(),
-        cache_hits: cache.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
-        cache_misses: cache
-            .stats
-            .misses
-            .load(std::sync::atomic::Ordering::Relaxed),
-        wall_s: start.elapsed().as_secs_f64(),
-    })
+        hashes,
+        cells.len(),
+        &cache,
+        start,
+    ))
 }
 
 fn tag(point: &Point) -> String {

@@ -68,6 +68,28 @@ pub struct RunSummary {
     pub wall_s: f64,
 }
 
+impl RunSummary {
+    /// The summary of a finished run: its hashes, row count and cache use.
+    pub(crate) fn new(
+        output_dir: PathBuf,
+        hashes: outputs::Hashes,
+        cells: usize,
+        cache: &Cache,
+        start: Instant,
+    ) -> Self {
+        Self {
+            output_dir,
+            result_hash: hashes.exact,
+            rounded_hash: hashes.rounded,
+            rows: hashes.rows,
+            cells,
+            cache_hits: cache.stats.hits.load(Ordering::Relaxed),
+            cache_misses: cache.stats.misses.load(Ordering::Relaxed),
+            wall_s: start.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// One fitted model as stored in the cache (no sweep coordinates).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Fit {
@@ -200,8 +222,6 @@ pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, Pip
 
     let hashes = outputs::hashes(&results);
     let output_dir = options.outputs_root.join(&prepared.experiment.name);
-    let hits = cache.stats.hits.load(Ordering::Relaxed);
-    let misses = cache.stats.misses.load(Ordering::Relaxed);
     let run_info = provenance::RunInfo::collect(
         &prepared,
         &results,
@@ -212,16 +232,13 @@ pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, Pip
         start,
     );
     outputs::write_all(&output_dir, &prepared, &results, &run_info)?;
-    Ok(RunSummary {
+    Ok(RunSummary::new(
         output_dir,
-        result_hash: hashes.exact.clone(),
-        rounded_hash: hashes.rounded.clone(),
-        rows: hashes.rows,
-        cells: results.len(),
-        cache_hits: hits,
-        cache_misses: misses,
-        wall_s: start.elapsed().as_secs_f64(),
-    })
+        hashes,
+        results.len(),
+        &cache,
+        start,
+    ))
 }
 
 /// Holds an exclusive lock on `outputs/.<name>.lock` for the whole run, so two

@@ -15,6 +15,7 @@ use pathreg_report::{
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::PipelineError;
 use crate::cache::{Cache, CacheKey};
@@ -94,11 +95,21 @@ fn compute(name: &str, center: bool) -> Result<Spectrum, PipelineError> {
 
 /// The dataset's pinned file hashes, which key its cache entry.
 fn key(name: &str, center: bool) -> Result<CacheKey, PipelineError> {
-    let (_, files) = pathreg_data::registry::files_for(name)?;
-    let pins: Vec<String> = files
-        .iter()
-        .map(|f| format!("{}:{}", f.path, f.pin.sha256))
-        .collect();
+    let pins: Vec<String> = match name.strip_prefix("csv:") {
+        // A user CSV has no pin: key it by its content.
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|source| PipelineError::Io {
+                path: path.into(),
+                source,
+            })?;
+            vec![hex::encode(sha2::Sha256::digest(&bytes))]
+        }
+        None => pathreg_data::registry::files_for(name)?
+            .1
+            .iter()
+            .map(|f| format!("{}:{}", f.path, f.pin.sha256))
+            .collect(),
+    };
     let refs: Vec<&str> = pins.iter().map(String::as_str).collect();
     Ok(CacheKey::new(
         "spectrum",
@@ -194,19 +205,13 @@ pub(crate) fn run(
     write_folder(&output_dir, |dir| {
         write_outputs(dir, &experiment, &spectra, &run_info)
     })?;
-    Ok(RunSummary {
+    Ok(RunSummary::new(
         output_dir,
-        result_hash: hashes.exact.clone(),
-        rounded_hash: hashes.rounded.clone(),
-        rows: hashes.rows,
-        cells: spectra.len(),
-        cache_hits: cache.stats.hits.load(std::sync::atomic::Ordering::Relaxed),
-        cache_misses: cache
-            .stats
-            .misses
-            .load(std::sync::atomic::Ordering::Relaxed),
-        wall_s: start.elapsed().as_secs_f64(),
-    })
+        hashes,
+        spectra.len(),
+        &cache,
+        start,
+    ))
 }
 
 fn write_outputs(

@@ -27,3 +27,24 @@ pub enum SolverError {
     #[error(transparent)]
     Core(#[from] pathreg_core::CoreError),
 }
+
+/// Checks what every trainer needs: samples, matching labels, and positive
+/// batch size and recording period.
+pub(crate) fn check_training_input(
+    n: usize,
+    labels: usize,
+    batch_size: usize,
+    record_every: usize,
+) -> Result<(), SolverError> {
+    if n == 0 || labels != n {
+        return Err(SolverError::Invalid(format!(
+            "{n} samples but {labels} labels"
+        )));
+    }
+    if batch_size == 0 || record_every == 0 {
+        return Err(SolverError::Invalid(
+            "batch_size and record_every must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}

@@ -94,17 +94,7 @@ pub fn train<R: Rng + ?Sized>(
 ) -> Result<TrainResult, SolverError> {
     let start = Instant::now();
     let n = x.nrows();
-    if n == 0 || y.len() != n {
-        return Err(SolverError::Invalid(format!(
-            "{n} samples but {} labels",
-            y.len()
-        )));
-    }
-    if settings.batch_size == 0 || settings.record_every == 0 {
-        return Err(SolverError::Invalid(
-            "batch_size and record_every must be at least 1".into(),
-        ));
-    }
+    crate::check_training_input(n, y.len(), settings.batch_size, settings.record_every)?;
     let objective = |net: &ParallelNetwork| {
         net.objective(x, y, settings.loss, settings.beta, settings.regularizer)
     };

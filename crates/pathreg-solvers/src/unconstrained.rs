@@ -169,17 +169,7 @@ pub fn train_convex<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Result<ConvexTrainResult, SolverError> {
     let n = x.nrows();
-    if n == 0 || y.len() != n {
-        return Err(SolverError::Invalid(format!(
-            "{n} samples but {} labels",
-            y.len()
-        )));
-    }
-    if settings.record_every == 0 || settings.batch_size == 0 {
-        return Err(SolverError::Invalid(
-            "batch_size and record_every must be at least 1".into(),
-        ));
-    }
+    crate::check_training_input(n, y.len(), settings.batch_size, settings.record_every)?;
     let obj = settings.objective;
     if !(obj.beta >= 0.0 && obj.lambda >= 0.0 && obj.m2 >= 1) {
         return Err(SolverError::Invalid(format!(
