@@ -263,6 +263,22 @@ impl ParallelNetwork {
         kind: Regularizer,
         loss_scale: f64,
     ) -> Result<(ObjectiveValue, Gradient), CoreError> {
+        let (value, grad, _) =
+            self.objective_gradient_and_outputs(x, y, loss, beta, kind, loss_scale)?;
+        Ok((value, grad))
+    }
+
+    /// [`Self::objective_and_gradient`] and the outputs `f(x)` it computed on
+    /// the way (e.g. for a running training accuracy).
+    pub fn objective_gradient_and_outputs(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        loss: Loss,
+        beta: f64,
+        kind: Regularizer,
+        loss_scale: f64,
+    ) -> Result<(ObjectiveValue, Gradient, Array1<f64>), CoreError> {
         self.check_input(x)?;
         let cache = self.forward_cached(x);
         check_labels(&cache.output, y)?;
@@ -307,6 +323,7 @@ impl ParallelNetwork {
                 objective: loss_value + beta * reg,
             },
             grad,
+            cache.output,
         ))
     }
 

@@ -498,6 +498,8 @@ pub struct DataTerm {
     pub loss: f64,
     /// `h(Z) + h(Z')` (smoothed when a Huber penalty was asked for).
     pub violation: f64,
+    /// Outputs with the label's sign (labels ±1, `f > 0` counts as +1).
+    pub hits: usize,
 }
 
 fn check(x: ArrayView2<f64>, masks: &Masks, vars: &SampledVariables) -> Result<(), CoreError> {
@@ -544,27 +546,75 @@ fn forward_pass(u: &Array2<f64>, masks: &Masks, penalty: Option<Penalty>) -> Pas
             let uh = &u_row[half * km1..(half + 1) * km1];
             for kk in 0..k {
                 let cols = kk * m1..(kk + 1) * m1;
-                let mut p2 = 0.0;
-                for ((uv, dv), sv) in uh[cols.clone()]
-                    .iter()
-                    .zip(&d1[cols.clone()])
-                    .zip(&signs[cols])
-                {
-                    p2 += dv * uv;
-                    if let Some(pen) = penalty {
-                        violation += pen.value(-(2.0 * dv - 1.0) * sv * uv);
-                    }
-                }
+                let (p2, v1) =
+                    group_sums(&uh[cols.clone()], &d1[cols.clone()], &signs[cols], penalty);
                 pre2[[i, half * k + kk]] = p2;
                 fi += sign_half * d2[kk] * p2;
                 if let Some(pen) = penalty {
-                    violation += pen.value(-(2.0 * d2[kk] - 1.0) * p2);
+                    violation += v1 + pen.value(-(2.0 * d2[kk] - 1.0) * p2);
                 }
             }
         }
         f[i] = fi;
     }
     Pass { f, pre2, violation }
+}
+
+/// Over one group `(k, j = 1..m1)` of one sample: the second-layer
+/// pre-activation `Σ_j D1_j u_j` and the first-layer violation
+/// `Σ_j pen(−(2 D1_j − 1) I_j u_j)` (0 without a penalty). Four interleaved
+/// partial sums in a fixed order: the additions pipeline (and vectorize)
+/// instead of waiting on one accumulator, and results stay reproducible.
+#[inline]
+fn group_sums(u: &[f64], d1: &[f64], signs: &[f64], penalty: Option<Penalty>) -> (f64, f64) {
+    const LANES: usize = 4;
+    let mut p = [0.0f64; LANES];
+    let mut v = [0.0f64; LANES];
+    let chunks = u.len() / LANES * LANES;
+    let (u_main, u_rest) = u.split_at(chunks);
+    let (d_main, d_rest) = d1.split_at(chunks);
+    let (s_main, s_rest) = signs.split_at(chunks);
+    let side = |d: f64, s: f64| (2.0 * d - 1.0) * s;
+    match penalty {
+        None => {
+            for (uc, dc) in u_main.chunks_exact(LANES).zip(d_main.chunks_exact(LANES)) {
+                for l in 0..LANES {
+                    p[l] += dc[l] * uc[l];
+                }
+            }
+        }
+        Some(Penalty::Exact) => {
+            for ((uc, dc), sc) in u_main
+                .chunks_exact(LANES)
+                .zip(d_main.chunks_exact(LANES))
+                .zip(s_main.chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    p[l] += dc[l] * uc[l];
+                    v[l] += (-side(dc[l], sc[l]) * uc[l]).max(0.0);
+                }
+            }
+        }
+        Some(pen) => {
+            for ((uc, dc), sc) in u_main
+                .chunks_exact(LANES)
+                .zip(d_main.chunks_exact(LANES))
+                .zip(s_main.chunks_exact(LANES))
+            {
+                for l in 0..LANES {
+                    p[l] += dc[l] * uc[l];
+                    v[l] += pen.value(-side(dc[l], sc[l]) * uc[l]);
+                }
+            }
+        }
+    }
+    for ((uv, dv), sv) in u_rest.iter().zip(d_rest).zip(s_rest) {
+        p[0] += dv * uv;
+        if let Some(pen) = penalty {
+            v[0] += pen.value(-side(*dv, *sv) * uv);
+        }
+    }
+    ((p[0] + p[1]) + (p[2] + p[3]), (v[0] + v[1]) + (v[2] + v[3]))
 }
 
 /// The convex model's output `f = Σ_k A_k (Z_k − Z'_k)` on `x` with its masks.
@@ -631,6 +681,7 @@ pub fn data_term(
     Ok(DataTerm {
         loss: loss.value(pass.f.view(), y),
         violation: pass.violation,
+        hits: hits(pass.f.view(), y),
     })
 }
 
@@ -674,11 +725,29 @@ pub fn data_term_and_gradient(
                 // ∂/∂pre2 of the loss and of the second-layer penalty.
                 let c2 = sign_half * d2 * g[i] - lam * side2 * penalty.slope(-side2 * p2);
                 let off = half * km1 + kk * m1;
-                for j in 0..m1 {
-                    let c = kk * m1 + j;
-                    let side1 = (2.0 * d1[c] - 1.0) * signs[c];
-                    let t1 = -side1 * u_row[off + j];
-                    b_row[off + j] = d1[c] * c2 - lam * side1 * penalty.slope(t1);
+                let cols = kk * m1..(kk + 1) * m1;
+                let b_group = &mut b_row[off..off + m1];
+                let u_group = &u_row[off..off + m1];
+                let rows = b_group
+                    .iter_mut()
+                    .zip(u_group)
+                    .zip(&d1[cols.clone()])
+                    .zip(&signs[cols]);
+                // b = D1 c2 − λ side1 slope(−side1 u), side1 = (2 D1 − 1) I.
+                match penalty {
+                    Penalty::Exact => {
+                        for (((bv, uv), dv), sv) in rows {
+                            let side1 = (2.0 * dv - 1.0) * sv;
+                            let active = if -side1 * uv > 0.0 { lam * side1 } else { 0.0 };
+                            *bv = dv * c2 - active;
+                        }
+                    }
+                    Penalty::Huber(_) => {
+                        for (((bv, uv), dv), sv) in rows {
+                            let side1 = (2.0 * dv - 1.0) * sv;
+                            *bv = dv * c2 - lam * side1 * penalty.slope(-side1 * uv);
+                        }
+                    }
                 }
             }
         }
@@ -688,6 +757,7 @@ pub fn data_term_and_gradient(
         DataTerm {
             loss,
             violation: pass.violation,
+            hits: hits(pass.f.view(), y),
         },
         grad,
     ))
@@ -740,6 +810,32 @@ pub fn adjoint(x: ArrayView2<f64>, masks: &Masks, g: ArrayView1<f64>) -> Array2<
         }
     }
     x.t().dot(&b)
+}
+
+/// `‖X̃‖²`, the squared spectral norm of the masked linear operator
+/// `W ↦ f` of (11) (the Lipschitz constant of the squared loss's gradient),
+/// estimated by `iterations` power iterations on `X̃ X̃ᵀ` from the uniform
+/// vector. The estimate never exceeds the true value and is deterministic.
+pub fn operator_norm_squared(
+    x: ArrayView2<f64>,
+    masks: &Masks,
+    iterations: usize,
+) -> Result<f64, CoreError> {
+    let n = x.nrows();
+    let mut g = Array1::from_elem(n, 1.0 / (n.max(1) as f64).sqrt());
+    let mut sigma2 = 0.0;
+    for _ in 0..iterations {
+        let w = adjoint(x, masks, g.view());
+        let probe = SampledVariables::from_packed(w, masks.k, masks.m1)?;
+        let f = predict(x, masks, &probe)?;
+        let norm = f.dot(&f).sqrt();
+        if norm == 0.0 {
+            break;
+        }
+        sigma2 = norm;
+        g = f / norm;
+    }
+    Ok(sigma2)
 }
 
 /// How far `(Z, Z')` is from the cones of (21) on some data.
@@ -832,18 +928,21 @@ pub fn to_network(
     to_convex_solution(arrangements, x, vars)?.to_network(m2, 0.0)
 }
 
-/// Fraction of samples with `sign(f_i) = y_i` for labels ±1 (`f_i > 0` counts
+/// Number of samples with `sign(f_i) = y_i` for labels ±1 (`f_i > 0` counts
 /// as +1, otherwise −1).
+pub fn hits(f: ArrayView1<f64>, y: ArrayView1<f64>) -> usize {
+    f.iter()
+        .zip(y)
+        .filter(|(fi, yi)| (if **fi > 0.0 { 1.0 } else { -1.0 }) == **yi)
+        .count()
+}
+
+/// Fraction of samples with `sign(f_i) = y_i` for labels ±1 (see [`hits`]).
 pub fn accuracy(f: ArrayView1<f64>, y: ArrayView1<f64>) -> f64 {
     if f.is_empty() {
         return 0.0;
     }
-    let hits = f
-        .iter()
-        .zip(y)
-        .filter(|(fi, yi)| (if **fi > 0.0 { 1.0 } else { -1.0 }) == **yi)
-        .count();
-    hits as f64 / f.len() as f64
+    hits(f, y) as f64 / f.len() as f64
 }
 
 /// Accuracy of the convex model on `(x, y)` (masks recomputed from the gates).

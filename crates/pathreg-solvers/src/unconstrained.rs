@@ -105,7 +105,9 @@ pub struct ConvexTrainSettings {
     /// Record the objective every this many epochs (and at the end).
     pub record_every: usize,
     /// Stop after the first epoch whose training accuracy (`sign f = y`,
-    /// labels ±1) is 1.
+    /// labels ±1) is 1. For SGD/Adam the exact end-of-epoch accuracy is
+    /// checked whenever the epoch's running accuracy (each batch's outputs
+    /// before its update) is 1; FISTA checks every iteration.
     pub stop_at_full_accuracy: bool,
 }
 
@@ -153,8 +155,12 @@ pub struct ConvexTrainResult {
     pub train_accuracy: f64,
     /// The recorded curve.
     pub curve: Vec<CurvePoint>,
-    /// Epochs run (fewer than asked when stopped at full accuracy).
+    /// Epochs run (fewer than asked when stopped at full accuracy or on
+    /// divergence).
     pub epochs_run: usize,
+    /// The run blew up: the objective became non-finite (training stops at
+    /// the first recorded epoch where that is seen).
+    pub diverged: bool,
     /// Optimizer wall time, seconds (evaluations excluded).
     pub time_s: f64,
 }
@@ -202,6 +208,7 @@ pub fn train_convex<R: Rng + ?Sized>(
     let (final_objective, f) = sampled::evaluate(x, y, &masks, &vars, &obj)?;
     Ok(ConvexTrainResult {
         train_accuracy: sampled::accuracy(f.view(), y),
+        diverged: !final_objective.objective.is_finite(),
         final_objective,
         curve: run.curve,
         epochs_run,
@@ -220,27 +227,37 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Records epoch `epoch` when due; returns whether to stop (full accuracy).
-    fn after_epoch(&mut self, epoch: usize, vars: &SampledVariables) -> Result<bool, SolverError> {
+    /// Records epoch `epoch` when due; returns whether to stop (full
+    /// accuracy, or a non-finite objective). The exact training accuracy is
+    /// only computed for stopping when `may_fit` (the epoch's running
+    /// accuracy was 1) or `blown_up` says so, which saves a full pass per epoch.
+    fn after_epoch(
+        &mut self,
+        epoch: usize,
+        vars: &SampledVariables,
+        may_fit: bool,
+        blown_up: bool,
+    ) -> Result<bool, SolverError> {
         let due = epoch.is_multiple_of(self.settings.record_every) || epoch == self.settings.epochs;
-        if due || self.settings.stop_at_full_accuracy {
-            let accuracy = self.record(epoch, vars)?;
-            return Ok(self.settings.stop_at_full_accuracy && accuracy >= 1.0);
+        if due || (self.settings.stop_at_full_accuracy && may_fit) || blown_up {
+            let point = self.record(epoch, vars)?;
+            return Ok(!point.objective.is_finite()
+                || (self.settings.stop_at_full_accuracy && point.accuracy >= 1.0));
         }
         Ok(false)
     }
 
-    fn record(&mut self, epoch: usize, vars: &SampledVariables) -> Result<f64, SolverError> {
+    fn record(&mut self, epoch: usize, vars: &SampledVariables) -> Result<CurvePoint, SolverError> {
         let (value, f) =
             sampled::evaluate(self.x, self.y, self.masks, vars, &self.settings.objective)?;
-        let accuracy = sampled::accuracy(f.view(), self.y);
-        self.curve.push(CurvePoint {
+        let point = CurvePoint {
             epoch,
             time_s: self.timer,
             objective: value.objective,
-            accuracy,
-        });
-        Ok(accuracy)
+            accuracy: sampled::accuracy(f.view(), self.y),
+        };
+        self.curve.push(point);
+        Ok(point)
     }
 
     fn first_order<R: Rng + ?Sized>(
@@ -262,21 +279,44 @@ impl Run<'_> {
             if !full_batch {
                 order.shuffle(rng);
             }
+            // The running training accuracy: rows classified right by the
+            // outputs each batch saw before its update.
+            let mut running_hits = 0;
+            let mut finite = true;
             for batch in order.chunks(self.settings.batch_size) {
-                let (_, grad) = if full_batch {
-                    sampled::objective_and_gradient(self.x, self.y, self.masks, &vars, &obj, 1.0)?
+                let (term, mut grad) = if full_batch {
+                    sampled::data_term_and_gradient(
+                        self.x,
+                        self.y,
+                        self.masks,
+                        &vars,
+                        &obj,
+                        1.0,
+                        Penalty::Exact,
+                    )?
                 } else {
                     let xb = self.x.select(Axis(0), batch);
                     let yb: Array1<f64> = batch.iter().map(|&i| self.y[i]).collect();
                     let mb = self.masks.select(batch);
                     let scale = n as f64 / batch.len() as f64;
-                    sampled::objective_and_gradient(xb.view(), yb.view(), &mb, &vars, &obj, scale)?
+                    sampled::data_term_and_gradient(
+                        xb.view(),
+                        yb.view(),
+                        &mb,
+                        &vars,
+                        &obj,
+                        scale,
+                        Penalty::Exact,
+                    )?
                 };
+                vars.add_group_lasso_subgradient(obj.group_weight(), &mut grad);
+                running_hits += term.hits;
+                finite &= term.loss.is_finite() && term.violation.is_finite();
                 step += 1;
                 apply(vars.packed_mut(), &grad, &mut m, &mut v, step, optimizer);
             }
             self.timer += start.elapsed().as_secs_f64();
-            if self.after_epoch(epoch, &vars)? {
+            if self.after_epoch(epoch, &vars, running_hits == n && finite, !finite)? {
                 return Ok((vars, epoch));
             }
         }
@@ -319,7 +359,7 @@ impl Run<'_> {
         let start = Instant::now();
         let obj = self.settings.objective;
         let weight = obj.group_weight();
-        let mut lipschitz = self.lipschitz_estimate(&vars, mu)?;
+        let mut lipschitz = self.lipschitz_estimate()?;
         let mut x_prev = vars.clone();
         let mut yk = vars;
         let mut t = 1.0f64;
@@ -358,7 +398,7 @@ impl Run<'_> {
             yk = next_y;
             lipschitz *= 0.95;
             self.timer += start.elapsed().as_secs_f64();
-            if self.after_epoch(epoch, &x_prev)? {
+            if self.after_epoch(epoch, &x_prev, true, false)? {
                 return Ok((x_prev, epoch));
             }
         }
@@ -367,31 +407,16 @@ impl Run<'_> {
 
     /// `c_L ‖X̃‖²` by [`POWER_ITERATIONS`] power iterations on the masked operator, where `c_L`
     /// bounds the loss curvature (1 squared, ¼ logistic; the hinge loss is not
-    /// smooth and gets 1), the starting point of backtracking.
-    fn lipschitz_estimate(&self, vars: &SampledVariables, mu: f64) -> Result<f64, SolverError> {
-        let n = self.x.nrows();
-        let mut g = Array1::from_elem(n, 1.0 / (n as f64).sqrt());
-        let mut sigma2 = 0.0;
-        let (k, m1) = (vars.k(), vars.m1());
-        for _ in 0..POWER_ITERATIONS {
-            let w = sampled::adjoint(self.x, self.masks, g.view());
-            let probe = SampledVariables::from_packed(w, k, m1)?;
-            let f = sampled::predict(self.x, self.masks, &probe)?;
-            let norm = f.dot(&f).sqrt();
-            if norm == 0.0 {
-                break;
-            }
-            sigma2 = norm;
-            g = f / norm;
-        }
+    /// smooth and gets 1), the starting point of backtracking. The smoothed
+    /// penalty's curvature (up to λ/μ ‖X‖² where every term sits in its
+    /// quadratic zone) is left to backtracking: bounding it a priori gives
+    /// uselessly short steps.
+    fn lipschitz_estimate(&self) -> Result<f64, SolverError> {
+        let sigma2 = sampled::operator_norm_squared(self.x, self.masks, POWER_ITERATIONS)?;
         let curvature = match self.settings.objective.loss {
             Loss::Logistic => 0.25,
             Loss::Squared | Loss::Hinge => 1.0,
         };
-        // The smoothed penalty's curvature (up to λ/μ ‖X‖² where every term
-        // sits in its quadratic zone) is left to backtracking: bounding it
-        // a priori gives uselessly short steps.
-        let _ = mu;
         Ok((curvature * sigma2).max(f64::MIN_POSITIVE))
     }
 }

@@ -91,6 +91,7 @@ fn convex_optimum_is_below_every_sgd_run() {
                     beta: BETA,
                     regularizer: Regularizer::Path,
                     record_every: 1000,
+                    stop_at_full_accuracy: false,
                 };
                 let result = train(x.view(), y.view(), init, &settings, &mut rng).unwrap();
                 let sgd = result.final_objective.objective;

@@ -325,6 +325,7 @@ fn bench_epochs_musk1() {
                 beta: 0.5,
                 regularizer: Regularizer::Path,
                 record_every: 1,
+                stop_at_full_accuracy: false,
             };
             let start = Instant::now();
             let _ = train(x, y, net, &ts, &mut rng).unwrap();
