@@ -69,7 +69,7 @@ enum Command {
         /// Cache folder (default: $PATHREG_CACHE or <workspace>/.pathreg-cache).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
-        /// Only this stage: arrangements, convex, nonconvex, lowrank or spectrum.
+        /// Only this stage: arrangements, convex, nonconvex, lowrank, spectrum or classification.
         #[arg(long)]
         stage: Option<String>,
     },
@@ -272,7 +272,14 @@ fn real_main() -> Result<ExitCode> {
             cache_dir: flag,
             stage,
         } => {
-            const STAGES: &[&str] = &["arrangements", "convex", "nonconvex", "lowrank", "spectrum"];
+            const STAGES: &[&str] = &[
+                "arrangements",
+                "convex",
+                "nonconvex",
+                "lowrank",
+                "spectrum",
+                "classification",
+            ];
             if let Some(stage) = &stage
                 && !STAGES.contains(&stage.as_str())
             {

@@ -471,3 +471,75 @@ fn two_concurrent_runs_of_one_manifest_agree_and_leave_a_valid_cache() {
     assert_eq!(again["cache"]["corrupt_recomputed"], 0);
     assert_eq!(again["cache"]["misses"], 0);
 }
+
+#[test]
+fn table3_protocol_runs_on_mirror_datasets() {
+    let Some(mirror) = mirror() else {
+        eprintln!("note: no dataset mirror at ../shared/datasets; skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // The committed Table 3 manifest, cut to two datasets, one split and
+    // short runs: the same code path as `cargo xtask run experiments/table3.toml`.
+    let full = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/table3.toml"),
+    )
+    .unwrap();
+    let start = full.find("datasets = [").unwrap();
+    let end = start + full[start..].find(']').unwrap() + 1;
+    let reference = full.find("[reference]").unwrap();
+    let manifest = format!(
+        "{}datasets = [\"uci:acute-inflammation\", \"uci:fertility\"]{}",
+        &full[..start],
+        &full[end..reference]
+    )
+    .replace("split_seeds = [0, 1, 2]", "split_seeds = [0]")
+    .replace("epochs = 100", "epochs = 20")
+    .replace("search_epochs = 30", "search_epochs = 5");
+    let path = dir.path().join("table3.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let output = xtask()
+        .env("PATHREG_MIRROR", &mirror)
+        .env("PATHREG_DATA", dir.path().join("data"))
+        .arg("run")
+        .args(run_args(dir.path()))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = std::fs::read_to_string(dir.path().join("out/table3/results.csv")).unwrap();
+    let mut lines = results.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 8, "2 datasets × 2 optimizers × 2 models");
+    for row in &rows {
+        let test: f64 = row[column("test_accuracy")].parse().unwrap();
+        let floor = if row[column("dataset")] == "uci:acute-inflammation" {
+            1.0
+        } else {
+            0.6
+        };
+        assert!(test >= floor, "{row:?}");
+        assert_eq!(row[column("diverged")], "false", "{row:?}");
+        if row[column("model")] == "convex" {
+            let agreement: f64 = row[column("mapped_test_agreement")].parse().unwrap();
+            assert!(agreement >= 0.9, "{row:?}");
+        }
+    }
+    // acute-inflammation is separable: every model stops at training accuracy 1.
+    assert!(
+        rows.iter()
+            .filter(|r| r[column("dataset")] == "uci:acute-inflammation")
+            .all(|r| r[column("reached_full_accuracy")] == "true")
+    );
+    let table = std::fs::read_to_string(dir.path().join("out/table3/table.md")).unwrap();
+    assert!(
+        table.contains("| acute-inflammation | 120 | 6 |"),
+        "{table}"
+    );
+}

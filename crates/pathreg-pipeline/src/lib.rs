@@ -4,6 +4,7 @@
 //! `pathreg-core` and `pathreg-solvers`.
 
 pub mod cache;
+pub mod classification;
 pub mod lock;
 mod lowrank;
 pub mod manifest;

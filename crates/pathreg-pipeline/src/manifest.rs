@@ -328,7 +328,12 @@ fn path_regularizer() -> Spanned<String> {
 }
 
 /// The experiment kinds this version runs.
-pub const KINDS: &[&str] = &["convex_vs_nonconvex", "lowrank", "spectrum"];
+pub const KINDS: &[&str] = &[
+    "convex_vs_nonconvex",
+    "lowrank",
+    "spectrum",
+    "classification",
+];
 
 /// A `kind = "spectrum"` manifest (Figure 7): singular-value spectra of named datasets.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -350,6 +355,8 @@ pub enum AnyExperiment {
     Fits(Box<Experiment>),
     /// Singular-value spectra (Figure 7).
     Spectrum(SpectrumExperiment),
+    /// Test accuracy of convex against non-convex training (Table 3).
+    Classification(Box<crate::classification::ClassificationExperiment>),
 }
 
 #[derive(Deserialize)]
@@ -380,8 +387,13 @@ pub fn load_any(path: &Path) -> Result<(AnyExperiment, String), PipelineError> {
     let kind = toml::from_str::<toml::Table>(&text)
         .ok()
         .and_then(|t| t.get("kind").and_then(|k| k.as_str().map(str::to_string)));
-    if kind.as_deref() != Some("spectrum") {
-        return Ok((AnyExperiment::Fits(Box::new(parse(&text, path)?)), text));
+    match kind.as_deref() {
+        Some("spectrum") => {}
+        Some("classification") => {
+            let experiment = crate::classification::manifest::parse(&text, path)?;
+            return Ok((AnyExperiment::Classification(Box::new(experiment)), text));
+        }
+        _ => return Ok((AnyExperiment::Fits(Box::new(parse(&text, path)?)), text)),
     }
     let raw: RawSpectrumManifest =
         toml::from_str(&text).map_err(|e| toml_error(&text, path, &e))?;
@@ -414,7 +426,7 @@ pub fn load_any(path: &Path) -> Result<(AnyExperiment, String), PipelineError> {
     Ok((AnyExperiment::Spectrum(experiment), text))
 }
 
-fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> PipelineError {
+pub(crate) fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> PipelineError {
     let (line, column) = e.span().map_or((0, 0), |s| line_column(text, s.start));
     PipelineError::Manifest {
         path: path.to_path_buf(),
@@ -436,6 +448,8 @@ pub enum ExperimentKind {
     LowRank,
     /// Figure 7: singular-value spectra of datasets.
     Spectrum,
+    /// Table 3: test accuracy, convex (11) against non-convex training.
+    Classification,
 }
 
 /// Default Clarabel tolerance.
@@ -467,13 +481,13 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-struct Validator<'a> {
-    text: &'a str,
-    path: &'a Path,
+pub(crate) struct Validator<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) path: &'a Path,
 }
 
 impl Validator<'_> {
-    fn error(
+    pub(crate) fn error(
         &self,
         span: std::ops::Range<usize>,
         key: &str,
@@ -510,14 +524,22 @@ impl Validator<'_> {
         }
     }
 
-    fn positive_usize(&self, value: &Spanned<usize>, key: &str) -> Result<usize, PipelineError> {
+    pub(crate) fn positive_usize(
+        &self,
+        value: &Spanned<usize>,
+        key: &str,
+    ) -> Result<usize, PipelineError> {
         if *value.get_ref() == 0 {
             return Err(self.error(value.span(), key, "must be at least 1"));
         }
         Ok(*value.get_ref())
     }
 
-    fn positive_f64(&self, value: &Spanned<f64>, key: &str) -> Result<f64, PipelineError> {
+    pub(crate) fn positive_f64(
+        &self,
+        value: &Spanned<f64>,
+        key: &str,
+    ) -> Result<f64, PipelineError> {
         let v = *value.get_ref();
         if v.is_nan() || v <= 0.0 || !v.is_finite() {
             return Err(self.error(
@@ -540,7 +562,7 @@ impl Validator<'_> {
             .ok_or_else(|| self.error(table_span, key, "is required for this data source"))
     }
 
-    fn check_name(&self, name: &Spanned<String>) -> Result<(), PipelineError> {
+    pub(crate) fn check_name(&self, name: &Spanned<String>) -> Result<(), PipelineError> {
         let text = name.get_ref();
         if text.is_empty()
             || !text

@@ -194,6 +194,10 @@ pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, Pip
             let _lock = lock_experiment(&options.outputs_root, &e.name)?;
             return crate::spectrum::run(e, text, path, options, start);
         }
+        (manifest::AnyExperiment::Classification(e), text) => {
+            let _lock = lock_experiment(&options.outputs_root, &e.name)?;
+            return crate::classification::run(*e, text, path, options, start);
+        }
     };
     let _lock = lock_experiment(&options.outputs_root, &experiment.name)?;
     if experiment.kind == manifest::ExperimentKind::LowRank {
@@ -731,6 +735,7 @@ fn run_nonconvex(
         beta: p.model.beta,
         regularizer: nc.regularizer,
         record_every: nc.record_every,
+        stop_at_full_accuracy: false,
     };
     let result = train(
         dataset.x.view(),
@@ -767,6 +772,9 @@ pub fn cached_cells(path: &Path, cache_root: &Path) -> Result<Vec<(String, bool)
         (manifest::AnyExperiment::Fits(e), text) => (*e, text),
         (manifest::AnyExperiment::Spectrum(e), _) => {
             return crate::spectrum::cached(&e, cache_root);
+        }
+        (manifest::AnyExperiment::Classification(e), _) => {
+            return crate::classification::cached(&e, cache_root);
         }
     };
     if experiment.kind == manifest::ExperimentKind::LowRank {

@@ -1,0 +1,882 @@
+//! `kind = "classification"` (Table 3, Appendix A.1): test accuracy of the
+//! non-convex parallel network against its convex counterpart (11) over
+//! sampled arrangements, each trained by SGD and by Adam, on named datasets
+//! (the UCI collection, MNIST, … or a user CSV) over several seeded
+//! stratified train/test splits.
+//!
+//! Every (dataset, split seed, optimizer, model) cell is one cached
+//! `classification` stage entry ([`protocol::run_cell`]); cells run in
+//! parallel and are collected in manifest order, so results do not depend on
+//! the thread count.
+
+pub mod manifest;
+mod protocol;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use pathreg_data::registry::{DataConfig, load};
+use pathreg_data::split::Split;
+use pathreg_report::{
+    Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
+    write_parquet,
+};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::PipelineError;
+use crate::cache::{Cache, CacheKey};
+use crate::outputs::{HashInput, hash_rows, write_folder, write_json};
+use crate::run::{Progress, RunOptions, RunSummary};
+pub use manifest::ClassificationExperiment;
+use protocol::{CellOutcome, ModelKind, SplitData, run_cell};
+
+/// Cache schema version of the `classification` stage.
+const CLASSIFICATION_VERSION: u32 = 1;
+/// Label columns with more distinct values than this are not class labels.
+const MAX_CLASSES: usize = 50;
+/// The two models of each optimizer, in table order.
+const MODELS: [ModelKind; 2] = [ModelKind::Nonconvex, ModelKind::Convex];
+
+/// One cell's coordinates: indices into the splits and optimizers.
+#[derive(Debug, Clone, Copy)]
+struct Job {
+    split: usize,
+    optimizer: usize,
+    model: ModelKind,
+}
+
+/// Loads every (dataset, split seed) pair, in manifest order.
+fn load_splits(experiment: &ClassificationExperiment) -> Result<Vec<SplitData>, PipelineError> {
+    let mut splits = Vec::new();
+    for name in &experiment.datasets {
+        for &seed in &experiment.split_seeds {
+            let mut config = DataConfig::from_env();
+            config.seed = seed;
+            config.split = Some(Split::Stratified {
+                test_fraction: experiment.test_fraction,
+                seed,
+            });
+            config.preprocess = experiment.preprocess;
+            let source = match name.strip_prefix("csv:") {
+                Some(file) => format!("csv:{}", experiment.base_dir.join(file).display()),
+                None => name.clone(),
+            };
+            let loaded = load(&source, &config)?;
+            let (train_classes, test_classes, n_classes) =
+                class_indices(name, &loaded.train.y, &loaded.test.y)?;
+            let mut hasher = Sha256::new();
+            hasher.update(loaded.train.to_csv().as_bytes());
+            hasher.update(b"\n--test--\n");
+            hasher.update(loaded.test.to_csv().as_bytes());
+            splits.push(SplitData {
+                name: name.clone(),
+                split_seed: seed,
+                train_classes,
+                test_classes,
+                n_classes,
+                sha256: hex::encode(hasher.finalize()),
+                files: loaded
+                    .files
+                    .iter()
+                    .map(|f| (f.file.clone(), f.sha256.clone()))
+                    .collect(),
+                train: loaded.train,
+                test: loaded.test,
+            });
+        }
+    }
+    Ok(splits)
+}
+
+/// Class indices `0..C` of the training and test labels: the rank of each
+/// label among the distinct values of both sets (so ±1 gives −1 → 0, +1 → 1).
+fn class_indices(
+    name: &str,
+    train: &ndarray::Array1<f64>,
+    test: &ndarray::Array1<f64>,
+) -> Result<(Vec<usize>, Vec<usize>, usize), PipelineError> {
+    let mut distinct: Vec<f64> = Vec::new();
+    for &v in train.iter().chain(test) {
+        if !distinct.contains(&v) {
+            distinct.push(v);
+            if distinct.len() > MAX_CLASSES {
+                return Err(PipelineError::Verification(format!(
+                    "{name}: the labels take more than {MAX_CLASSES} distinct values; a classification \
+                     experiment needs class labels"
+                )));
+            }
+        }
+    }
+    if distinct.len() < 2 {
+        return Err(PipelineError::Verification(format!(
+            "{name}: the labels take {} distinct value(s); classification needs at least two classes",
+            distinct.len()
+        )));
+    }
+    distinct.sort_by(f64::total_cmp);
+    let index = |y: &ndarray::Array1<f64>| -> Vec<usize> {
+        y.iter()
+            .map(|v| distinct.iter().position(|d| d == v).unwrap_or(0))
+            .collect()
+    };
+    Ok((index(train), index(test), distinct.len()))
+}
+
+fn jobs(experiment: &ClassificationExperiment, splits: usize) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for split in 0..splits {
+        for optimizer in 0..experiment.optimizers.len() {
+            for model in MODELS {
+                jobs.push(Job {
+                    split,
+                    optimizer,
+                    model,
+                });
+            }
+        }
+    }
+    jobs
+}
+
+/// The cell's cache key: everything that determines its result.
+fn cell_key(experiment: &ClassificationExperiment, split: &SplitData, job: &Job) -> CacheKey {
+    let optimizer = &experiment.optimizers[job.optimizer];
+    let grid = match job.model {
+        ModelKind::Nonconvex => &optimizer.nonconvex_lr,
+        ModelKind::Convex => &optimizer.convex_lr,
+    };
+    let params = serde_json::json!({
+        "dataset": split.name,
+        "split_seed": split.split_seed,
+        "seed": experiment.seed,
+        "validation_fraction": experiment.validation_fraction,
+        "model": experiment.model,
+        "training": experiment.training,
+        "optimizer": optimizer.kind,
+        "kind": job.model,
+        "grid": grid,
+    });
+    CacheKey::new(
+        "classification",
+        CLASSIFICATION_VERSION,
+        &params,
+        &[&split.sha256],
+    )
+}
+
+fn cell_label(experiment: &ClassificationExperiment, split: &SplitData, job: &Job) -> String {
+    format!(
+        "{} split={} {} {}",
+        split.name,
+        split.split_seed,
+        experiment.optimizers[job.optimizer].kind.name(),
+        job.model.name()
+    )
+}
+
+/// Each cell's label and whether it is cached (for `list`). Loads the data
+/// (the key depends on the split's rows) but trains nothing.
+pub(crate) fn cached(
+    experiment: &ClassificationExperiment,
+    cache_root: &Path,
+) -> Result<Vec<(String, bool)>, PipelineError> {
+    let cache = Cache::new(Some(cache_root.to_path_buf()));
+    let splits = load_splits(experiment)?;
+    Ok(jobs(experiment, splits.len())
+        .iter()
+        .map(|job| {
+            let split = &splits[job.split];
+            (
+                cell_label(experiment, split, job),
+                cache.contains(&cell_key(experiment, split, job)),
+            )
+        })
+        .collect())
+}
+
+/// Runs a `kind = "classification"` manifest and writes `outputs/<name>/`.
+pub(crate) fn run(
+    experiment: ClassificationExperiment,
+    manifest_text: String,
+    path: &Path,
+    options: &RunOptions,
+    start: Instant,
+) -> Result<RunSummary, PipelineError> {
+    let cache = Cache::new(options.cache_root.clone());
+    (options.progress)(Progress::Stage("data".into()));
+    let data_start = Instant::now();
+    let splits = load_splits(&experiment)?;
+    let data_s = data_start.elapsed().as_secs_f64();
+    let jobs = jobs(&experiment, splits.len());
+    (options.progress)(Progress::CellsStarted(jobs.len()));
+    let cells_start = Instant::now();
+    let outcomes: Vec<(CellOutcome, bool)> = jobs
+        .par_iter()
+        .with_max_len(1)
+        .map(|job| {
+            let split = &splits[job.split];
+            let key = cell_key(&experiment, split, job);
+            let result = cache.get_or_compute(
+                &key,
+                |o: &CellOutcome| bincode::serialize(o).unwrap_or_default(),
+                |b| bincode::deserialize(b).ok(),
+                || {
+                    run_cell(
+                        &experiment,
+                        split,
+                        &experiment.optimizers[job.optimizer],
+                        job.model,
+                    )
+                },
+            );
+            if result.is_ok() {
+                (options.progress)(Progress::CellDone(cell_label(&experiment, split, job)));
+            }
+            result
+        })
+        .collect::<Result<_, _>>()?;
+    let cells_s = cells_start.elapsed().as_secs_f64();
+    let cells: Vec<Cell> = jobs
+        .iter()
+        .zip(outcomes)
+        .map(|(job, (outcome, cached))| Cell {
+            job: *job,
+            outcome,
+            cached,
+        })
+        .collect();
+
+    let hashes = hash_rows(&hash_inputs(&experiment, &splits, &cells));
+    let mut stage_times = BTreeMap::new();
+    stage_times.insert("data".to_string(), data_s);
+    stage_times.insert("cells".to_string(), cells_s);
+    let common = crate::provenance::Common::collect_named(
+        &experiment.name,
+        crate::manifest::ExperimentKind::Classification,
+        cells.len(),
+        path,
+        &manifest_text,
+        &hashes,
+        &options.workspace_root,
+        &cache,
+        stage_times,
+        start,
+    );
+    let per_cell: Vec<serde_json::Value> = cells
+        .iter()
+        .map(|c| {
+            let split = &splits[c.job.split];
+            serde_json::json!({
+                "cell": cell_label(&experiment, split, &c.job),
+                "cached": c.cached,
+                "outcome": c.outcome,
+            })
+        })
+        .collect();
+    let datasets: Vec<serde_json::Value> = splits
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "dataset": s.name, "split_seed": s.split_seed, "n_train": s.train.n(),
+                "n_test": s.test.n(), "d": s.train.d(), "classes": s.n_classes,
+                "rows_sha256": s.sha256, "files": s.files,
+            })
+        })
+        .collect();
+    let run_info = serde_json::json!({
+        "run": common,
+        "experiment": experiment,
+        "splits": datasets,
+        "cells": per_cell,
+    });
+    let output_dir = options.outputs_root.join(&experiment.name);
+    let wall_s = start.elapsed().as_secs_f64();
+    write_folder(&output_dir, |dir| {
+        write_outputs(dir, &experiment, &splits, &cells, &run_info, wall_s)
+    })?;
+    Ok(RunSummary::new(
+        output_dir,
+        hashes,
+        cells.len(),
+        &cache,
+        start,
+    ))
+}
+
+/// A finished cell placed at its coordinates.
+struct Cell {
+    job: Job,
+    outcome: CellOutcome,
+    cached: bool,
+}
+
+fn hash_inputs(
+    experiment: &ClassificationExperiment,
+    splits: &[SplitData],
+    cells: &[Cell],
+) -> Vec<HashInput> {
+    cells
+        .iter()
+        .map(|c| {
+            let o = &c.outcome;
+            let mut values = vec![
+                o.lr,
+                o.rate_unit,
+                o.train_accuracy,
+                o.test_accuracy,
+                o.objective,
+            ];
+            for candidate in &o.candidates {
+                values.extend([
+                    candidate.lr,
+                    candidate.validation_accuracy,
+                    candidate.validation_loss,
+                ]);
+            }
+            if let Some(check) = &o.convex {
+                values.extend([
+                    check.mapped_train_accuracy,
+                    check.mapped_test_accuracy,
+                    check.mapped_test_agreement,
+                    check.violation_relative,
+                ]);
+            }
+            HashInput {
+                label: cell_label(experiment, &splits[c.job.split], &c.job),
+                texts: vec![
+                    o.epochs.to_string(),
+                    o.reached_full_accuracy.to_string(),
+                    o.diverged.to_string(),
+                ],
+                values,
+                headline: o.test_accuracy,
+            }
+        })
+        .collect()
+}
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Per dataset, optimizer and model: the cells over the split seeds.
+struct Summary<'a> {
+    experiment: &'a ClassificationExperiment,
+    splits: &'a [SplitData],
+    cells: &'a [Cell],
+}
+
+impl Summary<'_> {
+    fn cells_of(&self, dataset: &str, optimizer: usize, model: ModelKind) -> Vec<&Cell> {
+        self.cells
+            .iter()
+            .filter(|c| {
+                self.splits[c.job.split].name == dataset
+                    && c.job.optimizer == optimizer
+                    && c.job.model == model
+            })
+            .collect()
+    }
+
+    fn test_accuracies(&self, dataset: &str, optimizer: usize, model: ModelKind) -> Vec<f64> {
+        self.cells_of(dataset, optimizer, model)
+            .iter()
+            .map(|c| c.outcome.test_accuracy)
+            .collect()
+    }
+
+    /// `(n, d)` of the whole dataset (train + test of its first split).
+    fn shape(&self, dataset: &str) -> (usize, usize) {
+        self.splits
+            .iter()
+            .find(|s| s.name == dataset)
+            .map_or((0, 0), |s| (s.train.n() + s.test.n(), s.train.d()))
+    }
+
+    /// Datasets where the convex mean test accuracy is at least the
+    /// non-convex one, for `optimizer`.
+    fn convex_at_least(&self, optimizer: usize) -> usize {
+        self.experiment
+            .datasets
+            .iter()
+            .filter(|name| {
+                let (nc, _) =
+                    mean_std(&self.test_accuracies(name, optimizer, ModelKind::Nonconvex));
+                let (cv, _) = mean_std(&self.test_accuracies(name, optimizer, ModelKind::Convex));
+                cv >= nc
+            })
+            .count()
+    }
+
+    /// (dataset, split) pairs where the convex test accuracy is at least the
+    /// non-convex one, and the number of pairs.
+    fn convex_at_least_per_split(&self, optimizer: usize) -> (usize, usize) {
+        let mut wins = 0;
+        let mut total = 0;
+        for name in &self.experiment.datasets {
+            let nc = self.test_accuracies(name, optimizer, ModelKind::Nonconvex);
+            let cv = self.test_accuracies(name, optimizer, ModelKind::Convex);
+            for (a, b) in nc.iter().zip(&cv) {
+                total += 1;
+                if b >= a {
+                    wins += 1;
+                }
+            }
+        }
+        (wins, total)
+    }
+}
+
+fn write_outputs(
+    dir: &Path,
+    experiment: &ClassificationExperiment,
+    splits: &[SplitData],
+    cells: &[Cell],
+    run_info: &serde_json::Value,
+    wall_s: f64,
+) -> Result<(), PipelineError> {
+    write_results(dir, experiment, splits, cells)?;
+    let summary = Summary {
+        experiment,
+        splits,
+        cells,
+    };
+    let md = table_md(&summary, wall_s);
+    write_atomic(&dir.join("table.md"), md.as_bytes())?;
+    scatter_plot(&summary).write_svg(&dir.join("test_accuracy.svg"))?;
+    scatter_plot(&summary).write_png(&dir.join("test_accuracy.png"))?;
+    write_json(&dir.join("run.json"), run_info)
+}
+
+/// results.csv/.parquet (one row per cell) and search.csv (one row per
+/// learning rate tried).
+fn write_results(
+    dir: &Path,
+    experiment: &ClassificationExperiment,
+    splits: &[SplitData],
+    cells: &[Cell],
+) -> Result<(), PipelineError> {
+    let mut table = Table::new();
+    let split_of = |c: &Cell| &splits[c.job.split];
+    let strings = |f: &dyn Fn(&Cell) -> String| Column::Str(cells.iter().map(f).collect());
+    let ints =
+        |f: &dyn Fn(&Cell) -> usize| Column::I64(cells.iter().map(|c| f(c) as i64).collect());
+    let floats = |f: &dyn Fn(&Cell) -> f64| Column::F64(cells.iter().map(f).collect());
+    let convex = |f: &dyn Fn(&protocol::ConvexCheck) -> f64| {
+        Column::F64(
+            cells
+                .iter()
+                .map(|c| c.outcome.convex.as_ref().map_or(f64::NAN, f))
+                .collect(),
+        )
+    };
+    let chosen_validation = |c: &Cell| {
+        c.outcome
+            .candidates
+            .iter()
+            .find(|k| k.lr == c.outcome.lr)
+            .map_or(f64::NAN, |k| k.validation_accuracy)
+    };
+    table.push_column("dataset", strings(&|c| split_of(c).name.clone()))?;
+    table.push_column("n_train", ints(&|c| split_of(c).train.n()))?;
+    table.push_column("n_test", ints(&|c| split_of(c).test.n()))?;
+    table.push_column("d", ints(&|c| split_of(c).train.d()))?;
+    table.push_column("classes", ints(&|c| split_of(c).n_classes))?;
+    table.push_column(
+        "split_seed",
+        Column::I64(
+            cells
+                .iter()
+                .map(|c| split_of(c).split_seed as i64)
+                .collect(),
+        ),
+    )?;
+    table.push_column(
+        "optimizer",
+        strings(&|c| experiment.optimizers[c.job.optimizer].kind.name().into()),
+    )?;
+    table.push_column("model", strings(&|c| c.job.model.name().into()))?;
+    table.push_column("lr", floats(&|c| c.outcome.lr))?;
+    table.push_column("rate_unit", floats(&|c| c.outcome.rate_unit))?;
+    table.push_column("validation_accuracy", floats(&chosen_validation))?;
+    table.push_column("train_accuracy", floats(&|c| c.outcome.train_accuracy))?;
+    table.push_column("test_accuracy", floats(&|c| c.outcome.test_accuracy))?;
+    table.push_column("objective", floats(&|c| c.outcome.objective))?;
+    table.push_column("epochs", ints(&|c| c.outcome.epochs))?;
+    table.push_column(
+        "reached_full_accuracy",
+        Column::Bool(
+            cells
+                .iter()
+                .map(|c| c.outcome.reached_full_accuracy)
+                .collect(),
+        ),
+    )?;
+    table.push_column(
+        "diverged",
+        Column::Bool(cells.iter().map(|c| c.outcome.diverged).collect()),
+    )?;
+    table.push_column("time_s", floats(&|c| c.outcome.time_s))?;
+    table.push_column("search_time_s", floats(&|c| c.outcome.search_time_s))?;
+    table.push_column(
+        "mapped_train_accuracy",
+        convex(&|k| k.mapped_train_accuracy),
+    )?;
+    table.push_column("mapped_test_accuracy", convex(&|k| k.mapped_test_accuracy))?;
+    table.push_column(
+        "mapped_test_agreement",
+        convex(&|k| k.mapped_test_agreement),
+    )?;
+    table.push_column("violation_relative", convex(&|k| k.violation_relative))?;
+    table.push_column("active_groups", convex(&|k| k.active_groups as f64))?;
+    table.push_column("total_groups", convex(&|k| k.total_groups as f64))?;
+    write_csv(&table, &dir.join("results.csv"))?;
+    write_parquet(&table, &dir.join("results.parquet"))?;
+
+    let mut search = Table::new();
+    let rows: Vec<(&Cell, &protocol::Candidate)> = cells
+        .iter()
+        .flat_map(|c| c.outcome.candidates.iter().map(move |k| (c, k)))
+        .collect();
+    search.push_column(
+        "dataset",
+        Column::Str(rows.iter().map(|(c, _)| split_of(c).name.clone()).collect()),
+    )?;
+    search.push_column(
+        "split_seed",
+        Column::I64(
+            rows.iter()
+                .map(|(c, _)| split_of(c).split_seed as i64)
+                .collect(),
+        ),
+    )?;
+    search.push_column(
+        "optimizer",
+        Column::Str(
+            rows.iter()
+                .map(|(c, _)| experiment.optimizers[c.job.optimizer].kind.name().into())
+                .collect(),
+        ),
+    )?;
+    search.push_column(
+        "model",
+        Column::Str(
+            rows.iter()
+                .map(|(c, _)| c.job.model.name().into())
+                .collect(),
+        ),
+    )?;
+    search.push_column("lr", Column::F64(rows.iter().map(|(_, k)| k.lr).collect()))?;
+    search.push_column(
+        "validation_accuracy",
+        Column::F64(rows.iter().map(|(_, k)| k.validation_accuracy).collect()),
+    )?;
+    search.push_column(
+        "validation_loss",
+        Column::F64(rows.iter().map(|(_, k)| k.validation_loss).collect()),
+    )?;
+    search.push_column(
+        "epochs",
+        Column::I64(rows.iter().map(|(_, k)| k.epochs as i64).collect()),
+    )?;
+    search.push_column(
+        "diverged",
+        Column::Bool(rows.iter().map(|(_, k)| k.diverged).collect()),
+    )?;
+    search.push_column(
+        "chosen",
+        Column::Bool(rows.iter().map(|(c, k)| k.lr == c.outcome.lr).collect()),
+    )?;
+    write_csv(&search, &dir.join("search.csv"))?;
+    Ok(())
+}
+
+fn bold_if(text: String, bold: bool) -> String {
+    if bold { format!("**{text}**") } else { text }
+}
+
+fn table_md(s: &Summary, wall_s: f64) -> String {
+    let e = s.experiment;
+    let m = &e.model;
+    let t = &e.training;
+    let mut md = format!("# {}\n\n", e.name);
+    if !e.description.is_empty() {
+        md.push_str(&format!("{}\n\n", e.description));
+    }
+    let seeds = e.split_seeds.len();
+    md.push_str(&format!(
+        "Model (m1, m2, K, β) = ({}, {}, {}, {}), {} loss on labels ±1 (one versus rest for more than two classes). \
+         The convex model is the unconstrained program (11) over K sampled arrangements (P1·P2 = K) with λ = {}. \
+         Each dataset is split {} times ({}% test, stratified, split seeds {:?}); the learning rate is chosen on a \
+         stratified {}% validation split of the training set (runs of at most {} epochs), then every model is \
+         retrained on the whole training set {}, batch {}, at most {} epochs. Test accuracy: mean ± sample std over the splits; **bold** marks the higher \
+         mean of each pair (none on ties). Published values (one split) are in the right-hand columns.\n\n",
+        m.m1,
+        m.m2,
+        m.k,
+        m.beta,
+        format!("{:?}", m.loss).to_lowercase(),
+        t.lambda,
+        seeds,
+        (e.test_fraction * 100.0).round(),
+        e.split_seeds,
+        (e.validation_fraction * 100.0).round(),
+        t.search_epochs,
+        if t.stop_at_full_accuracy {
+            "until training accuracy 1"
+        } else {
+            "for a fixed number of epochs"
+        },
+        t.batch_size,
+        t.epochs,
+    ));
+
+    let mut header: Vec<String> = vec!["Dataset".into(), "n".into(), "d".into()];
+    for o in &e.optimizers {
+        header.push(format!("{} non-convex", o.kind.title()));
+        header.push(format!("{} convex", o.kind.title()));
+    }
+    if e.reference.is_some() {
+        for o in &e.optimizers {
+            header.push(format!("paper {} non-convex", o.kind.title()));
+            header.push(format!("paper {} convex", o.kind.title()));
+        }
+    }
+    let mut rows = Vec::new();
+    for name in &e.datasets {
+        let (n, d) = s.shape(name);
+        let short = name.strip_prefix("uci:").unwrap_or(name);
+        let mut row = vec![short.to_string(), n.to_string(), d.to_string()];
+        for oi in 0..e.optimizers.len() {
+            let (nc, nc_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Nonconvex));
+            let (cv, cv_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Convex));
+            let cell = |mean: f64, std: f64| {
+                if seeds > 1 {
+                    format!("{mean:.3} ± {std:.3}")
+                } else {
+                    format!("{mean:.3}")
+                }
+            };
+            row.push(bold_if(cell(nc, nc_std), nc > cv));
+            row.push(bold_if(cell(cv, cv_std), cv > nc));
+        }
+        if let Some(reference) = &e.reference {
+            match reference.test_accuracy.get(name) {
+                Some(values) => {
+                    for pair in values.chunks(2) {
+                        row.push(bold_if(format!("{:.3}", pair[0]), pair[0] > pair[1]));
+                        row.push(bold_if(format!("{:.3}", pair[1]), pair[1] > pair[0]));
+                    }
+                }
+                None => row.extend(std::iter::repeat_n("—".to_string(), 2 * e.optimizers.len())),
+            }
+        }
+        rows.push(row);
+    }
+    let total = e.datasets.len();
+    let mut summary_row = vec![
+        "Convex higher or equal".to_string(),
+        String::new(),
+        String::new(),
+    ];
+    for oi in 0..e.optimizers.len() {
+        summary_row.push(String::new());
+        summary_row.push(format!("{}/{total}", s.convex_at_least(oi)));
+    }
+    if let Some(reference) = &e.reference {
+        for oi in 0..e.optimizers.len() {
+            let listed: Vec<&Vec<f64>> = reference.test_accuracy.values().collect();
+            let wins = listed.iter().filter(|v| v[2 * oi + 1] >= v[2 * oi]).count();
+            summary_row.push(String::new());
+            summary_row.push(format!("{wins}/{}", listed.len()));
+        }
+    }
+    rows.push(summary_row);
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    md.push_str(&markdown_table(&header_refs, &rows));
+    md.push('\n');
+    for (oi, o) in e.optimizers.iter().enumerate() {
+        let (wins, pairs) = s.convex_at_least_per_split(oi);
+        md.push_str(&format!(
+            "- {}: the convex model's mean test accuracy is higher or equal on {}/{total} datasets; per split, on \
+             {wins}/{pairs} (dataset, split) pairs.\n",
+            o.kind.title(),
+            s.convex_at_least(oi),
+        ));
+    }
+    if let Some(reference) = &e.reference {
+        md.push_str(&format!("- Published values: {}.\n", reference.source));
+    }
+
+    md.push_str(
+        "\n## Training\n\nPer dataset, optimizer and model, over the splits: the learning rates chosen on the \
+         validation split (in the manifest's units), the epochs of the final training (mean), how many splits \
+         reached training accuracy 1, the mean training accuracy and the mean final training time. For the \
+         convex model also Proposition 1's network (mapped from the (11) solution on the training rows): its \
+         mean test accuracy, how often it predicts like the convex model on the test rows, the largest relative \
+         constraint violation h/Σ‖Z‖ and the non-zero groups.\n\n",
+    );
+    let header = [
+        "Dataset",
+        "optimizer",
+        "model",
+        "chosen lr",
+        "epochs",
+        "reached 1",
+        "train acc",
+        "time (s)",
+        "mapped test acc",
+        "agreement",
+        "violation",
+        "active groups",
+    ];
+    let mut rows = Vec::new();
+    for name in &e.datasets {
+        for (oi, o) in e.optimizers.iter().enumerate() {
+            for model in MODELS {
+                let group = s.cells_of(name, oi, model);
+                let mean = |f: &dyn Fn(&CellOutcome) -> f64| {
+                    group.iter().map(|c| f(&c.outcome)).sum::<f64>() / group.len().max(1) as f64
+                };
+                let lrs: Vec<String> = group
+                    .iter()
+                    .map(|c| format!("{:e}", c.outcome.lr))
+                    .collect();
+                let reached = group
+                    .iter()
+                    .filter(|c| c.outcome.reached_full_accuracy)
+                    .count();
+                let diverged = group.iter().filter(|c| c.outcome.diverged).count();
+                let checks: Vec<&protocol::ConvexCheck> = group
+                    .iter()
+                    .filter_map(|c| c.outcome.convex.as_ref())
+                    .collect();
+                let convex_mean = |f: &dyn Fn(&protocol::ConvexCheck) -> f64| {
+                    if checks.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!(
+                            "{:.3}",
+                            checks.iter().map(|k| f(k)).sum::<f64>() / checks.len() as f64
+                        )
+                    }
+                };
+                rows.push(vec![
+                    name.strip_prefix("uci:").unwrap_or(name).to_string(),
+                    o.kind.name().to_string(),
+                    model.name().to_string(),
+                    lrs.join(", "),
+                    format!("{:.1}", mean(&|o| o.epochs as f64)),
+                    if diverged > 0 {
+                        format!("{reached}/{} ({diverged} diverged)", group.len())
+                    } else {
+                        format!("{reached}/{}", group.len())
+                    },
+                    format!("{:.3}", mean(&|o| o.train_accuracy)),
+                    format!("{:.3}", mean(&|o| o.time_s)),
+                    convex_mean(&|k| k.mapped_test_accuracy),
+                    convex_mean(&|k| k.mapped_test_agreement),
+                    if checks.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!(
+                            "{:.2e}",
+                            checks
+                                .iter()
+                                .map(|k| k.violation_relative)
+                                .fold(0.0, f64::max)
+                        )
+                    },
+                    if checks.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!(
+                            "{:.1}/{}",
+                            checks.iter().map(|k| k.active_groups as f64).sum::<f64>()
+                                / checks.len() as f64,
+                            checks[0].total_groups
+                        )
+                    },
+                ]);
+            }
+        }
+    }
+    md.push_str(&markdown_table(&header, &rows));
+
+    let cell_times: Vec<f64> = s
+        .cells
+        .iter()
+        .map(|c| c.outcome.time_s + c.outcome.search_time_s)
+        .collect();
+    let mut sorted = cell_times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let cached = s.cells.iter().filter(|c| c.cached).count();
+    md.push_str(&format!(
+        "\n## Time\n\n{} cells ({} datasets × {} splits × {} optimizers × 2 models); {} were read from the cache. \
+         Compute per cell (learning-rate search + final training, as measured when the cell was computed): \
+         median {:.2} s, max {:.2} s, total {:.1} s. This run's wall time: {:.1} s on {} threads.\n",
+        s.cells.len(),
+        e.datasets.len(),
+        seeds,
+        e.optimizers.len(),
+        cached,
+        median,
+        sorted.last().copied().unwrap_or(0.0),
+        cell_times.iter().sum::<f64>(),
+        wall_s,
+        rayon::current_num_threads(),
+    ));
+    md
+}
+
+/// Mean test accuracy, convex against non-convex, one point per dataset and
+/// optimizer, with the diagonal.
+fn scatter_plot(s: &Summary) -> LinePlot {
+    let mut plot = LinePlot::new(
+        format!("{}: mean test accuracy per dataset", s.experiment.name),
+        "non-convex network",
+        "convex model (11)",
+    );
+    let mut lo: f64 = 1.0;
+    for (oi, o) in s.experiment.optimizers.iter().enumerate() {
+        let points: Vec<(f64, f64)> = s
+            .experiment
+            .datasets
+            .iter()
+            .map(|name| {
+                (
+                    mean_std(&s.test_accuracies(name, oi, ModelKind::Nonconvex)).0,
+                    mean_std(&s.test_accuracies(name, oi, ModelKind::Convex)).0,
+                )
+            })
+            .collect();
+        for p in &points {
+            lo = lo.min(p.0).min(p.1);
+        }
+        plot.series
+            .push(Series::new(o.kind.title(), points, SeriesStyle::Markers));
+    }
+    let lo = (lo * 10.0).floor() / 10.0;
+    let mut diagonal = Series::new(
+        "equal accuracy",
+        vec![(lo, lo), (1.0, 1.0)],
+        SeriesStyle::Line,
+    );
+    diagonal.dashed = true;
+    plot.series.push(diagonal);
+    plot.caption = Some(
+        "Points above the dashed diagonal: the convex model has the higher mean test accuracy on that dataset."
+            .into(),
+    );
+    plot
+}

@@ -1,0 +1,222 @@
+//! `kind = "classification"` (Table 3's protocol) end to end on a user CSV:
+//! manifest validation, one-versus-rest on three classes, the written
+//! outputs, determinism across thread counts and the cell cache.
+
+use std::path::{Path, PathBuf};
+
+use pathreg_core::network::standard_normal;
+use pathreg_pipeline::manifest::load_any;
+use pathreg_pipeline::{RunOptions, RunSummary, run_manifest};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Three Gaussian blobs in the plane (well separated), labels 0, 1, 2.
+fn blobs_csv() -> String {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let centers = [(-3.0, 0.0), (3.0, 0.0), (0.0, 4.0)];
+    let mut csv = String::from("x1,x2,label\n");
+    for i in 0..90 {
+        let class = i % 3;
+        let (cx, cy) = centers[class];
+        let x1 = cx + 0.6 * standard_normal(&mut rng);
+        let x2 = cy + 0.6 * standard_normal(&mut rng);
+        csv.push_str(&format!("{x1},{x2},{class}\n"));
+    }
+    csv
+}
+
+const BLOBS: &str = r#"
+name = "blobs"
+kind = "classification"
+seed = 4
+
+[data]
+datasets = ["csv:blobs.csv"]
+split_seeds = [0, 1]
+preprocess = "standardize"
+
+[model]
+K = 4
+m1 = 8
+m2 = 1
+beta = 0.01
+
+[training]
+epochs = 60
+search_epochs = 15
+batch_size = 16
+lambda = 1.0
+
+[optimizers.sgd]
+nonconvex_lr = [0.01, 0.05]
+convex_lr = [0.05, 0.2]
+
+[optimizers.adam]
+nonconvex_lr = [0.01]
+convex_lr = [0.001, 0.01]
+"#;
+
+fn setup(manifest: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("blobs.csv"), blobs_csv()).unwrap();
+    let path = dir.path().join("blobs.toml");
+    std::fs::write(&path, manifest).unwrap();
+    (dir, path)
+}
+
+fn run(
+    path: &Path,
+    outputs: &Path,
+    cache: Option<PathBuf>,
+    threads: usize,
+) -> Result<RunSummary, pathreg_pipeline::PipelineError> {
+    let options = RunOptions {
+        outputs_root: outputs.to_path_buf(),
+        workspace_root: Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
+        cache_root: cache,
+        progress: Box::new(|_| {}),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| run_manifest(path, &options))
+}
+
+#[test]
+fn three_classes_one_versus_rest_outputs_determinism_and_cache() {
+    let (dir, path) = setup(BLOBS);
+    let cache = dir.path().join("cache");
+    let one = run(&path, &dir.path().join("out1"), Some(cache.clone()), 1).unwrap();
+    // 1 dataset × 2 splits × 2 optimizers × 2 models.
+    assert_eq!(one.cells, 8);
+    assert_eq!(one.cache_misses, 8);
+    let out = dir.path().join("out1/blobs");
+    for file in [
+        "results.csv",
+        "results.parquet",
+        "search.csv",
+        "table.md",
+        "run.json",
+        "test_accuracy.svg",
+        "test_accuracy.png",
+    ] {
+        assert!(out.join(file).is_file(), "missing {file}");
+    }
+    let results = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut lines = results.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    assert_eq!(rows.len(), 8);
+    for row in &rows {
+        assert_eq!(row[column("classes")], "3");
+        let test: f64 = row[column("test_accuracy")].parse().unwrap();
+        let train: f64 = row[column("train_accuracy")].parse().unwrap();
+        assert!(
+            test >= 0.8 && train >= 0.9,
+            "{} {}: train {train}, test {test}",
+            row[column("optimizer")],
+            row[column("model")]
+        );
+        if row[column("model")] == "convex" {
+            let agreement: f64 = row[column("mapped_test_agreement")].parse().unwrap();
+            assert!(
+                agreement >= 0.8,
+                "Proposition 1 network agrees on {agreement}"
+            );
+        }
+    }
+    let search = std::fs::read_to_string(out.join("search.csv")).unwrap();
+    // Per split: sgd 2 + 2 rates, adam 1 + 2 rates; one chosen per cell.
+    assert_eq!(search.lines().count() - 1, 2 * (4 + 3));
+    assert_eq!(search.matches(",true\n").count(), 8, "{search}");
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(
+        table.contains("| blobs.csv |") || table.contains("| csv:blobs.csv |"),
+        "{table}"
+    );
+    assert!(table.contains("Convex higher or equal"), "{table}");
+    assert!(table.contains("one versus rest"), "{table}");
+
+    // Another thread count, no cache: the same exact hash.
+    let two = run(&path, &dir.path().join("out2"), None, 2).unwrap();
+    assert_eq!(one.result_hash, two.result_hash);
+    // A rerun finds every cell in the cache.
+    let again = run(&path, &dir.path().join("out1"), Some(cache), 2).unwrap();
+    assert_eq!(again.cache_hits, 8);
+    assert_eq!(again.cache_misses, 0);
+    assert_eq!(again.result_hash, one.result_hash);
+}
+
+#[test]
+fn bad_classification_manifests_name_the_key_and_line() {
+    let cases = [
+        (
+            BLOBS.replace("[optimizers.adam]", "[optimizers.rmsprop]"),
+            "optimizers.rmsprop",
+            "unknown optimizer",
+        ),
+        (
+            BLOBS.replace("convex_lr = [0.05, 0.2]", "convex_lr = [0.05, -1.0]"),
+            "optimizers.sgd.convex_lr",
+            "positive",
+        ),
+        (
+            BLOBS.replace("search_epochs = 15", "search_epochs = 100"),
+            "training.search_epochs",
+            "must not exceed",
+        ),
+        (
+            BLOBS.replace("csv:blobs.csv", "csv:missing.csv"),
+            "data.datasets",
+            "no file",
+        ),
+        (
+            BLOBS.replace("\"csv:blobs.csv\"]", "\"uci:no-such-set\"]"),
+            "data.datasets",
+            "unknown dataset",
+        ),
+        (
+            BLOBS.replace("split_seeds = [0, 1]", "split_seeds = [1, 1]"),
+            "data.split_seeds",
+            "twice",
+        ),
+        (
+            format!(
+                "{BLOBS}\n[reference]\nsource = \"x\"\n[reference.test_accuracy]\n\"csv:blobs.csv\" = [1.0, 0.9]\n"
+            ),
+            "reference.test_accuracy.csv:blobs.csv",
+            "needs 4 values",
+        ),
+        (BLOBS.replace("m1 = 8", "m1 = 0"), "model.m1", "at least 1"),
+    ];
+    for (text, key, reason) in cases {
+        let (_dir, path) = setup(&text);
+        let err = load_any(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(key) && err.contains(reason) && err.contains("blobs.toml:"),
+            "expected {key}: {reason}, got {err}"
+        );
+    }
+}
+
+#[test]
+fn real_valued_labels_are_refused_with_the_dataset_named() {
+    let (dir, path) = setup(BLOBS);
+    let mut csv = String::from("a,b,y\n");
+    for i in 0..80 {
+        csv.push_str(&format!("{},{},{}\n", i, i * 2, i as f64 * 0.37));
+    }
+    std::fs::write(dir.path().join("blobs.csv"), csv).unwrap();
+    let err = run(&path, &dir.path().join("out"), None, 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("blobs.csv") && err.contains("class labels"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out/blobs").exists());
+}
