@@ -1,19 +1,16 @@
 //! The unconstrained convex program (11) over sampled arrangements on small
 //! UCI datasets from the read-only mirror `../shared/datasets` (skipped with a
 //! note when it is absent): descent of every solver, Proposition 1's map,
-//! accuracy, determinism, and (ignored) the solver comparison and epoch timings.
+//! accuracy and determinism. Timings and the solver comparison are in
+//! `cargo xtask bench`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use pathreg_core::sampled::{self, Objective11, SampledArrangements};
-use pathreg_core::{Loss, ParallelNetwork, Regularizer};
+use pathreg_core::sampled::{self, SampledArrangements};
 use pathreg_data::Dataset;
 use pathreg_data::download::Mirror;
 use pathreg_data::registry::{DataConfig, load};
-use pathreg_solvers::{
-    ConvexMethod, ConvexTrainSettings, Optimizer, TrainSettings, train, train_convex,
-};
+use pathreg_solvers::{ConvexMethod, ConvexTrainSettings, train_convex};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -197,143 +194,4 @@ fn rejects_bad_settings() {
     assert!(train_convex(x.view(), y.slice(ndarray::s![..3]), &arr, &s, &mut rng).is_err());
     let wrong_d = SampledArrangements::sample(&mut rng, 2, 3, 2).unwrap();
     assert!(train_convex(x.view(), y.view(), &wrong_d, &s, &mut rng).is_err());
-}
-
-/// Objective (11) against optimizer wall time for SGD, Adam and FISTA.
-/// Run with `cargo test --profile opt -p pathreg-solvers --test unconstrained_uci
-/// compare_solvers -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn compare_solvers_ionosphere() {
-    let Some((train_set, _)) = uci("ionosphere") else {
-        return;
-    };
-    let (x, y) = (train_set.x.view(), train_set.y.view());
-    let arr = SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(11), 40, x.ncols(), 100)
-        .unwrap();
-    let epochs: usize = std::env::var("EPOCHS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    let lambda: f64 = std::env::var("LAMBDA")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1.0);
-    let mut methods: Vec<ConvexMethod> = Vec::new();
-    for lr in [1e-7, 1e-6, 1e-5] {
-        methods.push(ConvexMethod::sgd(lr));
-    }
-    for lr in [1e-6, 1e-5, 1e-4] {
-        methods.push(ConvexMethod::adam(lr));
-    }
-    for mu in [1e-3, 1e-2, 1e-1] {
-        methods.push(ConvexMethod::Fista { smoothing: mu });
-    }
-    for method in methods {
-        let s = settings(method, epochs, lambda);
-        let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(12)).unwrap();
-        let points: Vec<String> = run
-            .curve
-            .iter()
-            .filter(|p| p.epoch.is_power_of_two() || p.epoch == epochs)
-            .map(|p| format!("{}:{:.2}s:{:.3}", p.epoch, p.time_s, p.objective))
-            .collect();
-        eprintln!(
-            "{method:?}\n  final {:.4} (loss {:.3}, Σ‖Z‖ {:.3}, h {:.3e}), acc {:.3}, {:.2} s\n  {}",
-            run.final_objective.objective,
-            run.final_objective.loss,
-            run.final_objective.group_norms,
-            run.final_objective.violation,
-            run.train_accuracy,
-            run.time_s,
-            points.join(" ")
-        );
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// Median time of one epoch of (11) (each method; SGD/Adam with the default
-/// batch size 32) and of one non-convex epoch on uci:musk-1 with
-/// `(K, m1, m2) = (40, 100, 1)`.
-#[test]
-#[ignore]
-fn bench_epochs_musk1() {
-    let Some((train_set, _)) = uci("musk-1") else {
-        return;
-    };
-    let (x, y) = (train_set.x.view(), train_set.y.view());
-    let (k, m1, m2) = (40, 100, 1);
-    eprintln!("musk-1 train: n = {}, d = {}", x.nrows(), x.ncols());
-    let arr =
-        SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(1), k, x.ncols(), m1).unwrap();
-    let reps = 5;
-    for method in methods() {
-        let s = ConvexTrainSettings {
-            record_every: 1000,
-            ..settings(method, 1, 1.0)
-        };
-        let times: Vec<f64> = (0..reps)
-            .map(|r| {
-                train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(r))
-                    .unwrap()
-                    .time_s
-            })
-            .collect();
-        eprintln!(
-            "convex (11) {} epoch (batch {}): median {:.4} s",
-            method.name(),
-            if matches!(method, ConvexMethod::Fista { .. }) {
-                x.nrows()
-            } else {
-                s.batch_size
-            },
-            median(times)
-        );
-    }
-    let masks_time = median(
-        (0..reps)
-            .map(|_| {
-                let start = Instant::now();
-                let _ = arr.masks(x).unwrap();
-                start.elapsed().as_secs_f64()
-            })
-            .collect(),
-    );
-    eprintln!("masks of the training set (once per run): {masks_time:.4} s");
-    let _ = Objective11 {
-        loss: Loss::Squared,
-        beta: 0.5,
-        m2,
-        lambda: 1.0,
-    };
-    let times: Vec<f64> = (0..reps)
-        .map(|r| {
-            let mut rng = ChaCha8Rng::seed_from_u64(r);
-            let net = ParallelNetwork::lecun_normal(&mut rng, k, x.ncols(), m1, m2);
-            let ts = TrainSettings {
-                optimizer: Optimizer::Sgd {
-                    lr: 1e-3,
-                    momentum: 0.9,
-                },
-                epochs: 1,
-                batch_size: 32,
-                loss: Loss::Squared,
-                beta: 0.5,
-                regularizer: Regularizer::Path,
-                record_every: 1,
-                stop_at_full_accuracy: false,
-            };
-            let start = Instant::now();
-            let _ = train(x, y, net, &ts, &mut rng).unwrap();
-            start.elapsed().as_secs_f64()
-        })
-        .collect();
-    eprintln!(
-        "non-convex SGD epoch (batch 32, incl. 2 full objective evaluations): median {:.4} s",
-        median(times)
-    );
 }
