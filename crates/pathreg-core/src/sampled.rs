@@ -567,51 +567,46 @@ fn forward_pass(u: &Array2<f64>, masks: &Masks, penalty: Option<Penalty>) -> Pas
 /// instead of waiting on one accumulator, and results stay reproducible.
 #[inline]
 fn group_sums(u: &[f64], d1: &[f64], signs: &[f64], penalty: Option<Penalty>) -> (f64, f64) {
+    match penalty {
+        None => {
+            let (p, _) = lane_sums(u, d1, signs, None::<fn(f64) -> f64>);
+            (p, 0.0)
+        }
+        // The exact penalty's `max` is spelled out so the loop vectorizes.
+        Some(Penalty::Exact) => lane_sums(u, d1, signs, Some(|t: f64| t.max(0.0))),
+        Some(pen) => lane_sums(u, d1, signs, Some(|t| pen.value(t))),
+    }
+}
+
+/// [`group_sums`] with the penalty as a closure (monomorphized per penalty).
+#[inline]
+fn lane_sums(
+    u: &[f64],
+    d1: &[f64],
+    signs: &[f64],
+    penalty: Option<impl Fn(f64) -> f64>,
+) -> (f64, f64) {
     const LANES: usize = 4;
     let mut p = [0.0f64; LANES];
     let mut v = [0.0f64; LANES];
     let chunks = u.len() / LANES * LANES;
-    let (u_main, u_rest) = u.split_at(chunks);
-    let (d_main, d_rest) = d1.split_at(chunks);
-    let (s_main, s_rest) = signs.split_at(chunks);
     let side = |d: f64, s: f64| (2.0 * d - 1.0) * s;
-    match penalty {
-        None => {
-            for (uc, dc) in u_main.chunks_exact(LANES).zip(d_main.chunks_exact(LANES)) {
-                for l in 0..LANES {
-                    p[l] += dc[l] * uc[l];
-                }
-            }
-        }
-        Some(Penalty::Exact) => {
-            for ((uc, dc), sc) in u_main
-                .chunks_exact(LANES)
-                .zip(d_main.chunks_exact(LANES))
-                .zip(s_main.chunks_exact(LANES))
-            {
-                for l in 0..LANES {
-                    p[l] += dc[l] * uc[l];
-                    v[l] += (-side(dc[l], sc[l]) * uc[l]).max(0.0);
-                }
-            }
-        }
-        Some(pen) => {
-            for ((uc, dc), sc) in u_main
-                .chunks_exact(LANES)
-                .zip(d_main.chunks_exact(LANES))
-                .zip(s_main.chunks_exact(LANES))
-            {
-                for l in 0..LANES {
-                    p[l] += dc[l] * uc[l];
-                    v[l] += pen.value(-side(dc[l], sc[l]) * uc[l]);
-                }
+    let lanes = u[..chunks]
+        .chunks_exact(LANES)
+        .zip(d1[..chunks].chunks_exact(LANES))
+        .zip(signs[..chunks].chunks_exact(LANES));
+    for ((uc, dc), sc) in lanes {
+        for l in 0..LANES {
+            p[l] += dc[l] * uc[l];
+            if let Some(pen) = &penalty {
+                v[l] += pen(-side(dc[l], sc[l]) * uc[l]);
             }
         }
     }
-    for ((uv, dv), sv) in u_rest.iter().zip(d_rest).zip(s_rest) {
+    for ((uv, dv), sv) in u[chunks..].iter().zip(&d1[chunks..]).zip(&signs[chunks..]) {
         p[0] += dv * uv;
-        if let Some(pen) = penalty {
-            v[0] += pen.value(-side(*dv, *sv) * uv);
+        if let Some(pen) = &penalty {
+            v[0] += pen(-side(*dv, *sv) * uv);
         }
     }
     ((p[0] + p[1]) + (p[2] + p[3]), (v[0] + v[1]) + (v[2] + v[3]))

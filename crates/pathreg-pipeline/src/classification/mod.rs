@@ -33,7 +33,7 @@ pub use manifest::ClassificationExperiment;
 use protocol::{CellOutcome, ModelKind, SplitData, run_cell};
 
 /// Cache schema version of the `classification` stage.
-const CLASSIFICATION_VERSION: u32 = 1;
+const CLASSIFICATION_VERSION: u32 = 2;
 /// Label columns with more distinct values than this are not class labels.
 const MAX_CLASSES: usize = 50;
 /// The two models of each optimizer, in table order.
@@ -321,13 +321,9 @@ fn hash_inputs(
         .iter()
         .map(|c| {
             let o = &c.outcome;
-            let mut values = vec![
-                o.lr,
-                o.rate_unit,
-                o.train_accuracy,
-                o.test_accuracy,
-                o.objective,
-            ];
+            let mut values = vec![o.lr];
+            values.extend(&o.rejected_lrs);
+            values.extend([o.rate_unit, o.train_accuracy, o.test_accuracy, o.objective]);
             for candidate in &o.candidates {
                 values.extend([
                     candidate.lr,
@@ -506,6 +502,13 @@ fn write_results(
     )?;
     table.push_column("model", strings(&|c| c.job.model.name().into()))?;
     table.push_column("lr", floats(&|c| c.outcome.lr))?;
+    table.push_column(
+        "rejected_lrs",
+        strings(&|c| {
+            let rates: Vec<String> = c.outcome.rejected_lrs.iter().map(f64::to_string).collect();
+            rates.join(";")
+        }),
+    )?;
     table.push_column("rate_unit", floats(&|c| c.outcome.rate_unit))?;
     table.push_column("validation_accuracy", floats(&chosen_validation))?;
     table.push_column("train_accuracy", floats(&|c| c.outcome.train_accuracy))?;
@@ -811,6 +814,12 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         }
     }
     md.push_str(&markdown_table(&header, &rows));
+    if s.cells.iter().any(|c| !c.outcome.rejected_lrs.is_empty()) {
+        md.push_str(
+            "\n† The final training at the best validation rate diverged; the next-best rate was used \
+             (`rejected_lrs` in results.csv).\n",
+        );
+    }
 
     let cell_times: Vec<f64> = s
         .cells

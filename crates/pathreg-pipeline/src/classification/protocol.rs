@@ -97,8 +97,10 @@ pub(crate) struct ConvexCheck {
 /// A finished cell (the cached `classification` stage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct CellOutcome {
-    /// The chosen learning rate (in the manifest's units).
+    /// The learning rate of the final training (in the manifest's units).
     pub lr: f64,
+    /// Better-ranked rates whose final training diverged (then not used).
+    pub rejected_lrs: Vec<f64>,
     /// The final training's step is `lr / rate_unit` (see [`OptimizerGrid`]).
     pub rate_unit: f64,
     pub candidates: Vec<Candidate>,
@@ -201,18 +203,31 @@ pub(crate) fn run_cell(
             diverged,
         });
     }
-    let best = choose(&candidates);
     let search_time_s = search_start.elapsed().as_secs_f64();
 
+    // The final training, at the best rate; should it diverge on the whole
+    // training set (longer and on more rows than the search), the next-best
+    // rate is used instead and the rejected ones are recorded.
     let start = Instant::now();
     let x = split.train.x.view();
     let unit = ctx.rate_unit(x)?;
-    let fits = ctx.fit_all(
-        x,
-        &split.train_classes,
-        candidates[best].lr / unit,
-        t.epochs,
-    )?;
+    let mut rejected_lrs = Vec::new();
+    let mut final_fit = None;
+    for index in ranking(&candidates) {
+        let lr = candidates[index].lr;
+        let fits = ctx.fit_all(x, &split.train_classes, lr / unit, t.epochs)?;
+        if fits.iter().any(|f| f.diverged) && rejected_lrs.len() + 1 < candidates.len() {
+            rejected_lrs.push(lr);
+            continue;
+        }
+        final_fit = Some((lr, fits));
+        break;
+    }
+    let Some((lr, fits)) = final_fit else {
+        return Err(PipelineError::Verification(
+            "the learning-rate grid is empty".into(),
+        ));
+    };
     let time_s = start.elapsed().as_secs_f64();
     let train_scores = ctx.scores(&fits, x)?;
     let test_scores = ctx.scores(&fits, split.test.x.view())?;
@@ -221,7 +236,8 @@ pub(crate) fn run_cell(
         Some(arrangements) => Some(ctx.convex_check(arrangements, &fits, &test_scores)?),
     };
     Ok(CellOutcome {
-        lr: candidates[best].lr,
+        lr,
+        rejected_lrs,
         rate_unit: unit,
         train_accuracy: class_accuracy(&train_scores, &split.train_classes),
         test_accuracy: class_accuracy(&test_scores, &split.test_classes),
@@ -262,26 +278,18 @@ fn validation_split(
     Ok((fit, validation))
 }
 
-/// The best candidate: highest validation accuracy, then lowest validation
-/// loss, then the earliest in the grid; diverged runs only if all diverged.
-fn choose(candidates: &[Candidate]) -> usize {
-    let mut best = 0;
-    for (i, c) in candidates.iter().enumerate().skip(1) {
-        let b = &candidates[best];
-        let better = match (c.diverged, b.diverged) {
-            (false, true) => true,
-            (true, false) => false,
-            _ => {
-                c.validation_accuracy > b.validation_accuracy
-                    || (c.validation_accuracy == b.validation_accuracy
-                        && c.validation_loss < b.validation_loss)
-            }
-        };
-        if better {
-            best = i;
-        }
-    }
-    best
+/// The candidates from best to worst: highest validation accuracy, then
+/// lowest validation loss, then grid order; diverged runs last.
+fn ranking(candidates: &[Candidate]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&candidates[a], &candidates[b]);
+        a.diverged
+            .cmp(&b.diverged)
+            .then(b.validation_accuracy.total_cmp(&a.validation_accuracy))
+            .then(a.validation_loss.total_cmp(&b.validation_loss))
+    });
+    order
 }
 
 impl Context<'_> {
@@ -558,7 +566,7 @@ mod tests {
     }
 
     #[test]
-    fn choice_prefers_accuracy_then_loss_then_grid_order_and_avoids_divergence() {
+    fn ranking_prefers_accuracy_then_loss_then_grid_order_and_avoids_divergence() {
         let c = |acc: f64, loss: f64, diverged: bool| Candidate {
             lr: 0.0,
             validation_accuracy: acc,
@@ -566,10 +574,13 @@ mod tests {
             epochs: 1,
             diverged,
         };
-        assert_eq!(choose(&[c(0.8, 1.0, false), c(0.9, 2.0, false)]), 1);
-        assert_eq!(choose(&[c(0.9, 1.0, false), c(0.9, 0.5, false)]), 1);
-        assert_eq!(choose(&[c(0.9, 0.5, false), c(0.9, 0.5, false)]), 0);
-        assert_eq!(choose(&[c(0.5, 1.0, false), c(1.0, 0.1, true)]), 0);
-        assert_eq!(choose(&[c(0.5, 1.0, true), c(0.4, 0.1, false)]), 1);
+        assert_eq!(ranking(&[c(0.8, 1.0, false), c(0.9, 2.0, false)]), [1, 0]);
+        assert_eq!(ranking(&[c(0.9, 1.0, false), c(0.9, 0.5, false)]), [1, 0]);
+        assert_eq!(ranking(&[c(0.9, 0.5, false), c(0.9, 0.5, false)]), [0, 1]);
+        assert_eq!(ranking(&[c(0.5, 1.0, false), c(1.0, 0.1, true)]), [0, 1]);
+        assert_eq!(
+            ranking(&[c(0.5, 1.0, true), c(0.4, 0.1, false), c(0.7, 0.3, false)]),
+            [2, 1, 0]
+        );
     }
 }
