@@ -17,9 +17,12 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::process::ExitCode;
 
+use pathreg_data::DataError;
 use pathreg_pipeline::cache::Cache;
 use pathreg_pipeline::lock::{HashKind, LockFile, compare};
-use pathreg_pipeline::{Progress, RunOptions, RunSummary, cached_cells, run_manifest};
+use pathreg_pipeline::{
+    PipelineError, Progress, RunOptions, RunSummary, cached_cells, run_manifest,
+};
 
 #[derive(Parser)]
 #[command(
@@ -336,8 +339,20 @@ fn run_one(manifest: &Path, common: &Common, root: &Path) -> Result<RunSummary> 
             }
         }),
     };
-    let summary = run_manifest(manifest, &options)
-        .with_context(|| format!("running {}", manifest.display()))?;
+    let summary = run_manifest(manifest, &options).map_err(|e| {
+        let offline = matches!(
+            &e,
+            PipelineError::Data(DataError::Fetch { .. } | DataError::AllSourcesFailed { .. })
+        );
+        let hint = if offline {
+            "\nhint: without internet access, point PATHREG_MIRROR (or `cargo xtask fetch --mirror`) at a \
+             folder laid out like uci/<name>/…, mnist/… (e.g. ../shared/datasets), or adopt files with \
+             `cargo xtask fetch --import <dir>`"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("running {}: {e}{hint}", manifest.display())
+    })?;
     bar.finish_and_clear();
     if !quiet {
         eprintln!(

@@ -519,13 +519,13 @@ impl Downloader {
             .unwrap_or("archive.tar.gz");
         let archive_dest = dir.join(name);
         let all_fail = |e: DataError| -> Vec<Result<Fetched, DataError>> {
-            let text = e.to_string();
+            let reason = reason_about(&e, &archive.url);
             wanted
                 .iter()
                 .map(|_| {
                     Err(DataError::Fetch {
                         url: archive.url.clone(),
-                        reason: text.clone(),
+                        reason: reason.clone(),
                     })
                 })
                 .collect()
@@ -588,11 +588,11 @@ impl Downloader {
         );
         let _ = std::fs::remove_file(&part);
         if let Err(e) = walk {
-            let text = e.to_string();
+            let reason = reason_about(&e, &origin);
             for r in results.iter_mut().filter(|r| r.is_none()) {
                 *r = Some(Err(DataError::Fetch {
                     url: origin.clone(),
-                    reason: text.clone(),
+                    reason: reason.clone(),
                 }));
             }
         }
@@ -935,12 +935,15 @@ impl Downloader {
                 let _ = std::fs::remove_file(part);
             }
             let expected = pin.map_or_else(|| "?".to_string(), |p| p.size.to_string());
+            let kept = if done > 0 {
+                format!(" (kept in {} to resume)", part.display())
+            } else {
+                String::new()
+            };
             return Err(DataError::Fetch {
                 url: url.to_string(),
                 reason: format!(
-                    "gave up after {attempts} attempts with {done} of {expected} bytes \
-                     (kept in {} to resume): {last_error}",
-                    part.display()
+                    "gave up after {attempts} attempts with {done} of {expected} bytes{kept}: {last_error}"
                 ),
             });
         }
@@ -1123,6 +1126,15 @@ fn stream_verified(
             Err(e)
         }
     }
+}
+
+/// `error`'s message without its leading `origin: `, for an error that is
+/// restated as being about `origin` (so the origin is not named twice).
+fn reason_about(error: &DataError, origin: &str) -> String {
+    let text = error.to_string();
+    text.strip_prefix(&format!("{origin}: "))
+        .unwrap_or(&text)
+        .to_string()
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use pathreg_data::DataError;
 use pathreg_data::registry::{DataConfig, load};
 use pathreg_data::split::Split;
 use pathreg_report::{
@@ -102,18 +103,18 @@ fn class_indices(
         if !distinct.contains(&v) {
             distinct.push(v);
             if distinct.len() > MAX_CLASSES {
-                return Err(PipelineError::Verification(format!(
+                return Err(PipelineError::Data(DataError::Invalid(format!(
                     "{name}: the labels take more than {MAX_CLASSES} distinct values; a classification \
                      experiment needs class labels"
-                )));
+                ))));
             }
         }
     }
     if distinct.len() < 2 {
-        return Err(PipelineError::Verification(format!(
+        return Err(PipelineError::Data(DataError::Invalid(format!(
             "{name}: the labels take {} distinct value(s); classification needs at least two classes",
             distinct.len()
-        )));
+        ))));
     }
     distinct.sort_by(f64::total_cmp);
     let index = |y: &ndarray::Array1<f64>| -> Vec<usize> {

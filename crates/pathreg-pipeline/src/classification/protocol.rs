@@ -268,11 +268,13 @@ fn validation_split(
         seed,
     )?;
     if fit.is_empty() || validation.is_empty() {
-        return Err(PipelineError::Verification(format!(
-            "{} (split seed {}): {} training rows are too few to hold out a validation set",
-            split.name,
-            split.split_seed,
-            split.train.n()
+        return Err(PipelineError::Data(pathreg_data::DataError::Invalid(
+            format!(
+                "{} (split seed {}): {} training rows are too few to hold out a validation set",
+                split.name,
+                split.split_seed,
+                split.train.n()
+            ),
         )));
     }
     Ok((fit, validation))
