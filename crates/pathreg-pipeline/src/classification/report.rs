@@ -1,0 +1,552 @@
+//! The written outputs of a classification run: results.csv/.parquet,
+//! search.csv, table.md (Table 3's layout) and the accuracy scatter plot.
+
+use std::path::Path;
+
+use pathreg_report::{
+    Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
+    write_parquet,
+};
+
+use super::manifest::ClassificationExperiment;
+use super::protocol::{self, CellOutcome, ModelKind, SplitData};
+use super::{Cell, MODELS};
+use crate::PipelineError;
+use crate::outputs::write_json;
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// Per dataset, optimizer and model: the cells over the split seeds.
+struct Summary<'a> {
+    experiment: &'a ClassificationExperiment,
+    splits: &'a [SplitData],
+    cells: &'a [Cell],
+}
+
+impl Summary<'_> {
+    fn cells_of(&self, dataset: &str, optimizer: usize, model: ModelKind) -> Vec<&Cell> {
+        self.cells
+            .iter()
+            .filter(|c| {
+                self.splits[c.job.split].name == dataset
+                    && c.job.optimizer == optimizer
+                    && c.job.model == model
+            })
+            .collect()
+    }
+
+    fn test_accuracies(&self, dataset: &str, optimizer: usize, model: ModelKind) -> Vec<f64> {
+        self.cells_of(dataset, optimizer, model)
+            .iter()
+            .map(|c| c.outcome.test_accuracy)
+            .collect()
+    }
+
+    /// `(n, d)` of the whole dataset (train + test of its first split).
+    fn shape(&self, dataset: &str) -> (usize, usize) {
+        self.splits
+            .iter()
+            .find(|s| s.name == dataset)
+            .map_or((0, 0), |s| (s.train.n() + s.test.n(), s.train.d()))
+    }
+
+    /// Datasets where the convex mean test accuracy is at least the
+    /// non-convex one, for `optimizer`.
+    fn convex_at_least(&self, optimizer: usize) -> usize {
+        self.experiment
+            .datasets
+            .iter()
+            .filter(|name| {
+                let (nc, _) =
+                    mean_std(&self.test_accuracies(name, optimizer, ModelKind::Nonconvex));
+                let (cv, _) = mean_std(&self.test_accuracies(name, optimizer, ModelKind::Convex));
+                cv >= nc
+            })
+            .count()
+    }
+
+    /// (dataset, split) pairs where the convex test accuracy is at least the
+    /// non-convex one, and the number of pairs.
+    fn convex_at_least_per_split(&self, optimizer: usize) -> (usize, usize) {
+        let mut wins = 0;
+        let mut total = 0;
+        for name in &self.experiment.datasets {
+            let nc = self.test_accuracies(name, optimizer, ModelKind::Nonconvex);
+            let cv = self.test_accuracies(name, optimizer, ModelKind::Convex);
+            for (a, b) in nc.iter().zip(&cv) {
+                total += 1;
+                if b >= a {
+                    wins += 1;
+                }
+            }
+        }
+        (wins, total)
+    }
+}
+
+pub(super) fn write_outputs(
+    dir: &Path,
+    experiment: &ClassificationExperiment,
+    splits: &[SplitData],
+    cells: &[Cell],
+    run_info: &serde_json::Value,
+    wall_s: f64,
+) -> Result<(), PipelineError> {
+    write_results(dir, experiment, splits, cells)?;
+    let summary = Summary {
+        experiment,
+        splits,
+        cells,
+    };
+    let md = table_md(&summary, wall_s);
+    write_atomic(&dir.join("table.md"), md.as_bytes())?;
+    scatter_plot(&summary).write_svg(&dir.join("test_accuracy.svg"))?;
+    scatter_plot(&summary).write_png(&dir.join("test_accuracy.png"))?;
+    write_json(&dir.join("run.json"), run_info)
+}
+
+/// results.csv/.parquet (one row per cell) and search.csv (one row per
+/// learning rate tried).
+fn write_results(
+    dir: &Path,
+    experiment: &ClassificationExperiment,
+    splits: &[SplitData],
+    cells: &[Cell],
+) -> Result<(), PipelineError> {
+    let mut table = Table::new();
+    let split_of = |c: &Cell| &splits[c.job.split];
+    let strings = |f: &dyn Fn(&Cell) -> String| Column::Str(cells.iter().map(f).collect());
+    let ints =
+        |f: &dyn Fn(&Cell) -> usize| Column::I64(cells.iter().map(|c| f(c) as i64).collect());
+    let floats = |f: &dyn Fn(&Cell) -> f64| Column::F64(cells.iter().map(f).collect());
+    let convex = |f: &dyn Fn(&protocol::ConvexCheck) -> f64| {
+        Column::F64(
+            cells
+                .iter()
+                .map(|c| c.outcome.convex.as_ref().map_or(f64::NAN, f))
+                .collect(),
+        )
+    };
+    let chosen_validation = |c: &Cell| {
+        c.outcome
+            .candidates
+            .iter()
+            .find(|k| k.lr == c.outcome.lr)
+            .map_or(f64::NAN, |k| k.validation_accuracy)
+    };
+    table.push_column("dataset", strings(&|c| split_of(c).name.clone()))?;
+    table.push_column("n_train", ints(&|c| split_of(c).train.n()))?;
+    table.push_column("n_test", ints(&|c| split_of(c).test.n()))?;
+    table.push_column("d", ints(&|c| split_of(c).train.d()))?;
+    table.push_column("classes", ints(&|c| split_of(c).n_classes))?;
+    table.push_column(
+        "split_seed",
+        Column::I64(
+            cells
+                .iter()
+                .map(|c| split_of(c).split_seed as i64)
+                .collect(),
+        ),
+    )?;
+    table.push_column(
+        "optimizer",
+        strings(&|c| experiment.optimizers[c.job.optimizer].kind.name().into()),
+    )?;
+    table.push_column("model", strings(&|c| c.job.model.name().into()))?;
+    table.push_column("lr", floats(&|c| c.outcome.lr))?;
+    table.push_column(
+        "rejected_lrs",
+        strings(&|c| {
+            let rates: Vec<String> = c.outcome.rejected_lrs.iter().map(f64::to_string).collect();
+            rates.join(";")
+        }),
+    )?;
+    table.push_column("rate_unit", floats(&|c| c.outcome.rate_unit))?;
+    table.push_column("validation_accuracy", floats(&chosen_validation))?;
+    table.push_column("train_accuracy", floats(&|c| c.outcome.train_accuracy))?;
+    table.push_column("test_accuracy", floats(&|c| c.outcome.test_accuracy))?;
+    table.push_column("objective", floats(&|c| c.outcome.objective))?;
+    table.push_column("epochs", ints(&|c| c.outcome.epochs))?;
+    table.push_column(
+        "reached_full_accuracy",
+        Column::Bool(
+            cells
+                .iter()
+                .map(|c| c.outcome.reached_full_accuracy)
+                .collect(),
+        ),
+    )?;
+    table.push_column(
+        "diverged",
+        Column::Bool(cells.iter().map(|c| c.outcome.diverged).collect()),
+    )?;
+    table.push_column("time_s", floats(&|c| c.outcome.time_s))?;
+    table.push_column("search_time_s", floats(&|c| c.outcome.search_time_s))?;
+    table.push_column(
+        "mapped_train_accuracy",
+        convex(&|k| k.mapped_train_accuracy),
+    )?;
+    table.push_column("mapped_test_accuracy", convex(&|k| k.mapped_test_accuracy))?;
+    table.push_column(
+        "mapped_test_agreement",
+        convex(&|k| k.mapped_test_agreement),
+    )?;
+    table.push_column("violation_relative", convex(&|k| k.violation_relative))?;
+    table.push_column("active_groups", convex(&|k| k.active_groups as f64))?;
+    table.push_column("total_groups", convex(&|k| k.total_groups as f64))?;
+    write_csv(&table, &dir.join("results.csv"))?;
+    write_parquet(&table, &dir.join("results.parquet"))?;
+
+    let mut search = Table::new();
+    let rows: Vec<(&Cell, &protocol::Candidate)> = cells
+        .iter()
+        .flat_map(|c| c.outcome.candidates.iter().map(move |k| (c, k)))
+        .collect();
+    search.push_column(
+        "dataset",
+        Column::Str(rows.iter().map(|(c, _)| split_of(c).name.clone()).collect()),
+    )?;
+    search.push_column(
+        "split_seed",
+        Column::I64(
+            rows.iter()
+                .map(|(c, _)| split_of(c).split_seed as i64)
+                .collect(),
+        ),
+    )?;
+    search.push_column(
+        "optimizer",
+        Column::Str(
+            rows.iter()
+                .map(|(c, _)| experiment.optimizers[c.job.optimizer].kind.name().into())
+                .collect(),
+        ),
+    )?;
+    search.push_column(
+        "model",
+        Column::Str(
+            rows.iter()
+                .map(|(c, _)| c.job.model.name().into())
+                .collect(),
+        ),
+    )?;
+    search.push_column("lr", Column::F64(rows.iter().map(|(_, k)| k.lr).collect()))?;
+    search.push_column(
+        "validation_accuracy",
+        Column::F64(rows.iter().map(|(_, k)| k.validation_accuracy).collect()),
+    )?;
+    search.push_column(
+        "validation_loss",
+        Column::F64(rows.iter().map(|(_, k)| k.validation_loss).collect()),
+    )?;
+    search.push_column(
+        "epochs",
+        Column::I64(rows.iter().map(|(_, k)| k.epochs as i64).collect()),
+    )?;
+    search.push_column(
+        "diverged",
+        Column::Bool(rows.iter().map(|(_, k)| k.diverged).collect()),
+    )?;
+    search.push_column(
+        "chosen",
+        Column::Bool(rows.iter().map(|(c, k)| k.lr == c.outcome.lr).collect()),
+    )?;
+    write_csv(&search, &dir.join("search.csv"))?;
+    Ok(())
+}
+
+fn bold_if(text: String, bold: bool) -> String {
+    if bold { format!("**{text}**") } else { text }
+}
+
+fn table_md(s: &Summary, wall_s: f64) -> String {
+    let e = s.experiment;
+    let m = &e.model;
+    let t = &e.training;
+    let mut md = format!("# {}\n\n", e.name);
+    if !e.description.is_empty() {
+        md.push_str(&format!("{}\n\n", e.description));
+    }
+    let seeds = e.split_seeds.len();
+    md.push_str(&format!(
+        "Model (m1, m2, K, β) = ({}, {}, {}, {}), {} loss on labels ±1 (one versus rest for more than two classes). \
+         The convex model is the unconstrained program (11) over K sampled arrangements (P1·P2 = K) with λ = {}. \
+         Each dataset is split {} times ({}% test, stratified, split seeds {:?}); the learning rate is chosen on a \
+         stratified {}% validation split of the training set (runs of at most {} epochs), then every model is \
+         retrained on the whole training set {}, batch {}, at most {} epochs. Test accuracy: mean ± sample std over the splits; **bold** marks the higher \
+         mean of each pair (none on ties). Published values (one split) are in the right-hand columns.\n\n",
+        m.m1,
+        m.m2,
+        m.k,
+        m.beta,
+        format!("{:?}", m.loss).to_lowercase(),
+        t.lambda,
+        seeds,
+        (e.test_fraction * 100.0).round(),
+        e.split_seeds,
+        (e.validation_fraction * 100.0).round(),
+        t.search_epochs,
+        if t.stop_at_full_accuracy {
+            "until training accuracy 1"
+        } else {
+            "for a fixed number of epochs"
+        },
+        t.batch_size,
+        t.epochs,
+    ));
+
+    let mut header: Vec<String> = vec!["Dataset".into(), "n".into(), "d".into()];
+    for o in &e.optimizers {
+        header.push(format!("{} non-convex", o.kind.title()));
+        header.push(format!("{} convex", o.kind.title()));
+    }
+    if e.reference.is_some() {
+        for o in &e.optimizers {
+            header.push(format!("paper {} non-convex", o.kind.title()));
+            header.push(format!("paper {} convex", o.kind.title()));
+        }
+    }
+    let mut rows = Vec::new();
+    for name in &e.datasets {
+        let (n, d) = s.shape(name);
+        let short = name.strip_prefix("uci:").unwrap_or(name);
+        let mut row = vec![short.to_string(), n.to_string(), d.to_string()];
+        for oi in 0..e.optimizers.len() {
+            let (nc, nc_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Nonconvex));
+            let (cv, cv_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Convex));
+            let cell = |mean: f64, std: f64| {
+                if seeds > 1 {
+                    format!("{mean:.3} ± {std:.3}")
+                } else {
+                    format!("{mean:.3}")
+                }
+            };
+            row.push(bold_if(cell(nc, nc_std), nc > cv));
+            row.push(bold_if(cell(cv, cv_std), cv > nc));
+        }
+        if let Some(reference) = &e.reference {
+            match reference.test_accuracy.get(name) {
+                Some(values) => {
+                    for pair in values.chunks(2) {
+                        row.push(bold_if(format!("{:.3}", pair[0]), pair[0] > pair[1]));
+                        row.push(bold_if(format!("{:.3}", pair[1]), pair[1] > pair[0]));
+                    }
+                }
+                None => row.extend(std::iter::repeat_n("—".to_string(), 2 * e.optimizers.len())),
+            }
+        }
+        rows.push(row);
+    }
+    let total = e.datasets.len();
+    let mut summary_row = vec![
+        "Convex higher or equal".to_string(),
+        String::new(),
+        String::new(),
+    ];
+    for oi in 0..e.optimizers.len() {
+        summary_row.push(String::new());
+        summary_row.push(format!("{}/{total}", s.convex_at_least(oi)));
+    }
+    if let Some(reference) = &e.reference {
+        for oi in 0..e.optimizers.len() {
+            let listed: Vec<&Vec<f64>> = reference.test_accuracy.values().collect();
+            let wins = listed.iter().filter(|v| v[2 * oi + 1] >= v[2 * oi]).count();
+            summary_row.push(String::new());
+            summary_row.push(format!("{wins}/{}", listed.len()));
+        }
+    }
+    rows.push(summary_row);
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    md.push_str(&markdown_table(&header_refs, &rows));
+    md.push('\n');
+    for (oi, o) in e.optimizers.iter().enumerate() {
+        let (wins, pairs) = s.convex_at_least_per_split(oi);
+        md.push_str(&format!(
+            "- {}: the convex model's mean test accuracy is higher or equal on {}/{total} datasets; per split, on \
+             {wins}/{pairs} (dataset, split) pairs.\n",
+            o.kind.title(),
+            s.convex_at_least(oi),
+        ));
+    }
+    if let Some(reference) = &e.reference {
+        md.push_str(&format!("- Published values: {}.\n", reference.source));
+    }
+
+    md.push_str(
+        "\n## Training\n\nPer dataset, optimizer and model, over the splits: the learning rates chosen on the \
+         validation split (in the manifest's units), the epochs of the final training (mean), how many splits \
+         reached training accuracy 1, the mean training accuracy and the mean final training time. For the \
+         convex model also Proposition 1's network (mapped from the (11) solution on the training rows): its \
+         mean test accuracy, how often it predicts like the convex model on the test rows, the largest relative \
+         constraint violation h/Σ‖Z‖ and the non-zero groups.\n\n",
+    );
+    let header = [
+        "Dataset",
+        "optimizer",
+        "model",
+        "chosen lr",
+        "epochs",
+        "reached 1",
+        "train acc",
+        "time (s)",
+        "mapped test acc",
+        "agreement",
+        "violation",
+        "active groups",
+    ];
+    let mut rows = Vec::new();
+    for name in &e.datasets {
+        for (oi, o) in e.optimizers.iter().enumerate() {
+            for model in MODELS {
+                let group = s.cells_of(name, oi, model);
+                let mean = |f: &dyn Fn(&CellOutcome) -> f64| {
+                    group.iter().map(|c| f(&c.outcome)).sum::<f64>() / group.len().max(1) as f64
+                };
+                let lrs: Vec<String> = group
+                    .iter()
+                    .map(|c| format!("{:e}", c.outcome.lr))
+                    .collect();
+                let reached = group
+                    .iter()
+                    .filter(|c| c.outcome.reached_full_accuracy)
+                    .count();
+                let diverged = group.iter().filter(|c| c.outcome.diverged).count();
+                let checks: Vec<&protocol::ConvexCheck> = group
+                    .iter()
+                    .filter_map(|c| c.outcome.convex.as_ref())
+                    .collect();
+                let convex_mean = |f: &dyn Fn(&protocol::ConvexCheck) -> f64| {
+                    if checks.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!(
+                            "{:.3}",
+                            checks.iter().map(|k| f(k)).sum::<f64>() / checks.len() as f64
+                        )
+                    }
+                };
+                rows.push(vec![
+                    name.strip_prefix("uci:").unwrap_or(name).to_string(),
+                    o.kind.name().to_string(),
+                    model.name().to_string(),
+                    lrs.join(", "),
+                    format!("{:.1}", mean(&|o| o.epochs as f64)),
+                    if diverged > 0 {
+                        format!("{reached}/{} ({diverged} diverged)", group.len())
+                    } else {
+                        format!("{reached}/{}", group.len())
+                    },
+                    format!("{:.3}", mean(&|o| o.train_accuracy)),
+                    format!("{:.3}", mean(&|o| o.time_s)),
+                    convex_mean(&|k| k.mapped_test_accuracy),
+                    convex_mean(&|k| k.mapped_test_agreement),
+                    if checks.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!(
+                            "{:.2e}",
+                            checks
+                                .iter()
+                                .map(|k| k.violation_relative)
+                                .fold(0.0, f64::max)
+                        )
+                    },
+                    if checks.is_empty() {
+                        "—".to_string()
+                    } else {
+                        format!(
+                            "{:.1}/{}",
+                            checks.iter().map(|k| k.active_groups as f64).sum::<f64>()
+                                / checks.len() as f64,
+                            checks[0].total_groups
+                        )
+                    },
+                ]);
+            }
+        }
+    }
+    md.push_str(&markdown_table(&header, &rows));
+    if s.cells.iter().any(|c| !c.outcome.rejected_lrs.is_empty()) {
+        md.push_str(
+            "\n† The final training at the best validation rate diverged; the next-best rate was used \
+             (`rejected_lrs` in results.csv).\n",
+        );
+    }
+
+    let cell_times: Vec<f64> = s
+        .cells
+        .iter()
+        .map(|c| c.outcome.time_s + c.outcome.search_time_s)
+        .collect();
+    let mut sorted = cell_times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
+    let cached = s.cells.iter().filter(|c| c.cached).count();
+    md.push_str(&format!(
+        "\n## Time\n\n{} cells ({} datasets × {} splits × {} optimizers × 2 models); {} were read from the cache. \
+         Compute per cell (learning-rate search + final training, as measured when the cell was computed): \
+         median {:.2} s, max {:.2} s, total {:.1} s. This run's wall time: {:.1} s on {} threads.\n",
+        s.cells.len(),
+        e.datasets.len(),
+        seeds,
+        e.optimizers.len(),
+        cached,
+        median,
+        sorted.last().copied().unwrap_or(0.0),
+        cell_times.iter().sum::<f64>(),
+        wall_s,
+        rayon::current_num_threads(),
+    ));
+    md
+}
+
+/// Mean test accuracy, convex against non-convex, one point per dataset and
+/// optimizer, with the diagonal.
+fn scatter_plot(s: &Summary) -> LinePlot {
+    let mut plot = LinePlot::new(
+        format!("{}: mean test accuracy per dataset", s.experiment.name),
+        "non-convex network",
+        "convex model (11)",
+    );
+    let mut lo: f64 = 1.0;
+    for (oi, o) in s.experiment.optimizers.iter().enumerate() {
+        let points: Vec<(f64, f64)> = s
+            .experiment
+            .datasets
+            .iter()
+            .map(|name| {
+                (
+                    mean_std(&s.test_accuracies(name, oi, ModelKind::Nonconvex)).0,
+                    mean_std(&s.test_accuracies(name, oi, ModelKind::Convex)).0,
+                )
+            })
+            .collect();
+        for p in &points {
+            lo = lo.min(p.0).min(p.1);
+        }
+        plot.series
+            .push(Series::new(o.kind.title(), points, SeriesStyle::Markers));
+    }
+    let lo = (lo * 10.0).floor() / 10.0;
+    let mut diagonal = Series::new(
+        "equal accuracy",
+        vec![(lo, lo), (1.0, 1.0)],
+        SeriesStyle::Line,
+    );
+    diagonal.dashed = true;
+    plot.series.push(diagonal);
+    plot.caption = Some(
+        "Points above the dashed diagonal: the convex model has the higher mean test accuracy on that dataset."
+            .into(),
+    );
+    plot
+}
