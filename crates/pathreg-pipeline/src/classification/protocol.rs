@@ -338,16 +338,36 @@ impl Context<'_> {
             .collect()
     }
 
-    fn seed(&self, stream: &str, binary: usize) -> u64 {
+    /// The seed of binary model `binary`'s network initialization: the same
+    /// for both optimizers and every learning rate, so they start alike.
+    fn init_seed(&self, binary: usize) -> u64 {
         let s = self.split;
-        let mut parts = vec![stream.to_string(), s.name.clone(), s.split_seed.to_string()];
-        parts.push(binary.to_string());
-        if stream == "batches" {
-            parts.push(self.optimizer.kind.name().into());
-            parts.push(self.model.name().into());
-        }
-        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        derive_seed(self.experiment.seed, &parts)
+        derive_seed(
+            self.experiment.seed,
+            &[
+                "init",
+                &s.name,
+                &s.split_seed.to_string(),
+                &binary.to_string(),
+            ],
+        )
+    }
+
+    /// The seed of binary model `binary`'s mini-batch order, per optimizer
+    /// and model (the same for every learning rate of the grid).
+    fn batch_seed(&self, binary: usize) -> u64 {
+        let s = self.split;
+        derive_seed(
+            self.experiment.seed,
+            &[
+                "batches",
+                &s.name,
+                &s.split_seed.to_string(),
+                &binary.to_string(),
+                self.optimizer.kind.name(),
+                self.model.name(),
+            ],
+        )
     }
 
     fn fit_binary(
@@ -361,7 +381,7 @@ impl Context<'_> {
         let e = self.experiment;
         let m = &e.model;
         let t = &e.training;
-        let mut batches = ChaCha8Rng::seed_from_u64(self.seed("batches", binary));
+        let mut batches = ChaCha8Rng::seed_from_u64(self.batch_seed(binary));
         let optimizer = match self.optimizer.kind {
             OptimizerKind::Sgd { momentum } => Optimizer::Sgd { lr: step, momentum },
             OptimizerKind::Adam => Optimizer::Adam {
@@ -373,7 +393,7 @@ impl Context<'_> {
         };
         match &self.arrangements {
             None => {
-                let mut init = ChaCha8Rng::seed_from_u64(self.seed("init", binary));
+                let mut init = ChaCha8Rng::seed_from_u64(self.init_seed(binary));
                 let network = ParallelNetwork::lecun_normal(&mut init, m.k, x.ncols(), m.m1, m.m2);
                 let settings = TrainSettings {
                     optimizer,
