@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array, Array1, Array2, Array3, ArrayView1, ArrayView2, Axis, Dimension, Zip};
 use pathreg_core::{Gradient, Loss, ObjectiveValue, ParallelNetwork, Regularizer};
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -41,6 +41,45 @@ impl Optimizer {
         match self {
             Optimizer::Sgd { .. } => "sgd",
             Optimizer::Adam { .. } => "adam",
+        }
+    }
+
+    /// Update number `step` (counted from 1) of the weights `w` by the
+    /// gradient `g`. SGD keeps its momentum buffer in `m` and ignores `v`;
+    /// Adam keeps its first and second moments in `m` and `v`.
+    pub fn update<D: Dimension>(
+        &self,
+        w: &mut Array<f64, D>,
+        g: &Array<f64, D>,
+        m: &mut Array<f64, D>,
+        v: &mut Array<f64, D>,
+        step: i32,
+    ) {
+        match *self {
+            Optimizer::Sgd { lr, momentum } => {
+                Zip::from(w).and(g).and(m).for_each(|wi, gi, bi| {
+                    *bi = momentum * *bi + gi;
+                    *wi -= lr * *bi;
+                });
+            }
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
+                let c1 = 1.0 - beta1.powi(step);
+                let c2 = 1.0 - beta2.powi(step);
+                Zip::from(w)
+                    .and(g)
+                    .and(m)
+                    .and(v)
+                    .for_each(|wi, gi, mi, vi| {
+                        *mi = beta1 * *mi + (1.0 - beta1) * gi;
+                        *vi = beta2 * *vi + (1.0 - beta2) * gi * gi;
+                        *wi -= lr * (*mi / c1) / ((*vi / c2).sqrt() + eps);
+                    });
+            }
         }
     }
 }
@@ -203,62 +242,8 @@ fn apply(
 ) {
     state.step += 1;
     let (w1, w2, w3) = net.weights_mut();
-    match *optimizer {
-        Optimizer::Sgd { lr, momentum } => {
-            let update = |w: &mut [f64], g: &[f64], buf: &mut [f64]| {
-                for ((wi, gi), bi) in w.iter_mut().zip(g).zip(buf.iter_mut()) {
-                    *bi = momentum * *bi + gi;
-                    *wi -= lr * *bi;
-                }
-            };
-            update(slice_mut(w1), slice(&grad.w1), slice_mut(&mut state.m.w1));
-            update(slice_mut(w2), slice(&grad.w2), slice_mut(&mut state.m.w2));
-            update(slice_mut(w3), slice(&grad.w3), slice_mut(&mut state.m.w3));
-        }
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => {
-            let c1 = 1.0 - beta1.powi(state.step);
-            let c2 = 1.0 - beta2.powi(state.step);
-            let update = |w: &mut [f64], g: &[f64], m: &mut [f64], v: &mut [f64]| {
-                for (((wi, gi), mi), vi) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut())
-                {
-                    *mi = beta1 * *mi + (1.0 - beta1) * gi;
-                    *vi = beta2 * *vi + (1.0 - beta2) * gi * gi;
-                    *wi -= lr * (*mi / c1) / ((*vi / c2).sqrt() + eps);
-                }
-            };
-            update(
-                slice_mut(w1),
-                slice(&grad.w1),
-                slice_mut(&mut state.m.w1),
-                slice_mut(&mut state.v.w1),
-            );
-            update(
-                slice_mut(w2),
-                slice(&grad.w2),
-                slice_mut(&mut state.m.w2),
-                slice_mut(&mut state.v.w2),
-            );
-            update(
-                slice_mut(w3),
-                slice(&grad.w3),
-                slice_mut(&mut state.m.w3),
-                slice_mut(&mut state.v.w3),
-            );
-        }
-    }
-}
-
-fn slice<D: ndarray::Dimension>(a: &ndarray::Array<f64, D>) -> &[f64] {
-    a.as_slice()
-        .expect("owned arrays built here are in standard layout")
-}
-
-fn slice_mut<D: ndarray::Dimension>(a: &mut ndarray::Array<f64, D>) -> &mut [f64] {
-    a.as_slice_mut()
-        .expect("owned arrays built here are in standard layout")
+    let (m, v) = (&mut state.m, &mut state.v);
+    optimizer.update(w1, &grad.w1, &mut m.w1, &mut v.w1, state.step);
+    optimizer.update(w2, &grad.w2, &mut m.w2, &mut v.w2, state.step);
+    optimizer.update(w3, &grad.w3, &mut m.w3, &mut v.w3, state.step);
 }

@@ -313,7 +313,7 @@ impl Run<'_> {
                 running_hits += term.hits;
                 finite &= term.loss.is_finite() && term.violation.is_finite();
                 step += 1;
-                apply(vars.packed_mut(), &grad, &mut m, &mut v, step, optimizer);
+                optimizer.update(vars.packed_mut(), &grad, &mut m, &mut v, step);
             }
             self.timer += start.elapsed().as_secs_f64();
             if self.after_epoch(epoch, &vars, running_hits == n && finite, !finite)? {
@@ -418,44 +418,5 @@ impl Run<'_> {
             Loss::Squared | Loss::Hinge => 1.0,
         };
         Ok((curvature * sigma2).max(f64::MIN_POSITIVE))
-    }
-}
-
-fn apply(
-    w: &mut Array2<f64>,
-    grad: &Array2<f64>,
-    m: &mut Array2<f64>,
-    v: &mut Array2<f64>,
-    step: i32,
-    optimizer: &Optimizer,
-) {
-    match *optimizer {
-        Optimizer::Sgd { lr, momentum } => {
-            ndarray::Zip::from(w)
-                .and(grad)
-                .and(m)
-                .for_each(|wi, gi, bi| {
-                    *bi = momentum * *bi + gi;
-                    *wi -= lr * *bi;
-                });
-        }
-        Optimizer::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => {
-            let c1 = 1.0 - beta1.powi(step);
-            let c2 = 1.0 - beta2.powi(step);
-            ndarray::Zip::from(w)
-                .and(grad)
-                .and(m)
-                .and(v)
-                .for_each(|wi, gi, mi, vi| {
-                    *mi = beta1 * *mi + (1.0 - beta1) * gi;
-                    *vi = beta2 * *vi + (1.0 - beta2) * gi * gi;
-                    *wi -= lr * (*mi / c1) / ((*vi / c2).sqrt() + eps);
-                });
-        }
     }
 }
