@@ -1,0 +1,379 @@
+//! HTTP: one client with timeouts, retries with exponential backoff, resumption of a
+//! dropped transfer with a `Range` request (and `Content-Range` parsing), and the
+//! description of reqwest errors.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::place::{place, sibling};
+use super::{Downloader, Progress, ProgressFn};
+use crate::DataError;
+use crate::manifest::Pin;
+
+impl Downloader {
+    /// The HTTP client, built on first use (the error, if building failed, is about `url`).
+    fn client(&self, url: &str) -> Result<&reqwest::blocking::Client, DataError> {
+        let timeout = self.options.timeout;
+        self.client
+            .get_or_init(|| {
+                reqwest::blocking::Client::builder()
+                    .timeout(timeout)
+                    .connect_timeout(timeout)
+                    .user_agent(concat!("pathreg-data/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            })
+            .as_ref()
+            .map_err(|reason| DataError::Fetch {
+                url: url.to_string(),
+                reason: reason.clone(),
+            })
+    }
+
+    /// Downloads `url` to `dest` through `.<name>.part`, verifying against `pin` when
+    /// given; returns the SHA-256. The caller holds the lock for `dest`.
+    pub(super) fn download_verified(
+        &self,
+        url: &str,
+        dest: &Path,
+        pin: Option<&Pin>,
+        label: &str,
+        progress: ProgressFn<'_>,
+    ) -> Result<String, DataError> {
+        let part = sibling(dest, "part");
+        let sha = self.transfer(url, &part, pin, label, progress)?;
+        place(&part, dest)?;
+        progress(Progress::Finished {
+            file: label,
+            ok: true,
+        });
+        Ok(sha)
+    }
+
+    /// Streams `url` into `part` (resuming a partial file), with retries, backoff and
+    /// Range resumption; verifies against `pin`. On a verification failure `part` is
+    /// deleted; when attempts run out it is kept for a later resume.
+    pub(super) fn transfer(
+        &self,
+        url: &str,
+        part: &Path,
+        pin: Option<&Pin>,
+        label: &str,
+        progress: ProgressFn<'_>,
+    ) -> Result<String, DataError> {
+        let resumed_old = std::fs::metadata(part)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false);
+        let result = self.transfer_once(url, part, pin, label, progress);
+        let result = match result {
+            // A stale partial from an earlier run: start again from zero once.
+            Err(DataError::HashMismatch { .. }) if resumed_old => {
+                self.transfer_once(url, part, pin, label, progress)
+            }
+            other => other,
+        };
+        if result.is_err() {
+            progress(Progress::Finished {
+                file: label,
+                ok: false,
+            });
+        }
+        result
+    }
+
+    fn transfer_once(
+        &self,
+        url: &str,
+        part: &Path,
+        pin: Option<&Pin>,
+        label: &str,
+        progress: ProgressFn<'_>,
+    ) -> Result<String, DataError> {
+        let client = self.client(url)?;
+        let io = |source| DataError::Io {
+            path: part.display().to_string(),
+            source,
+        };
+        let fail = |e: DataError| {
+            let _ = std::fs::remove_file(part);
+            Err(e)
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(part)
+            .map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut done = file.metadata().map_err(io)?.len();
+        if pin.is_some_and(|p| done > p.size) {
+            file.set_len(0).map_err(io)?;
+            done = 0;
+        }
+        if done > 0 {
+            // Re-hash the bytes of the interrupted run that we resume.
+            let mut buf = vec![0u8; 1 << 16];
+            let mut left = done;
+            file.seek(SeekFrom::Start(0)).map_err(io)?;
+            while left > 0 {
+                let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                file.read_exact(&mut buf[..want]).map_err(io)?;
+                hasher.update(&buf[..want]);
+                left -= want as u64;
+            }
+        }
+        file.seek(SeekFrom::Start(done)).map_err(io)?;
+        let mut total = pin.map_or(0, |p| p.size);
+        progress(Progress::Started {
+            file: label,
+            total,
+            from: url,
+        });
+        let attempts = self.options.attempts.max(1);
+        let mut last_error = String::from("no attempt made");
+        let mut complete = false;
+        let mut buf = vec![0u8; 1 << 16];
+        for attempt in 0..attempts {
+            if attempt > 0 {
+                let factor = 1u32 << (attempt - 1).min(16);
+                std::thread::sleep(
+                    self.options
+                        .backoff
+                        .saturating_mul(factor)
+                        .min(Duration::from_secs(30)),
+                );
+            }
+            if pin.is_some_and(|p| done == p.size) {
+                complete = true;
+                break;
+            }
+            let mut request = client.get(url);
+            if done > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={done}-"));
+            }
+            let mut response = match request.send() {
+                Ok(r) => r,
+                Err(e) => {
+                    last_error = describe(&e);
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let restart =
+                |file: &mut File, hasher: &mut Sha256, done: &mut u64| -> Result<(), DataError> {
+                    file.set_len(0).map_err(io)?;
+                    file.seek(SeekFrom::Start(0)).map_err(io)?;
+                    *hasher = Sha256::new();
+                    *done = 0;
+                    Ok(())
+                };
+            match status {
+                200 => {
+                    if done > 0 {
+                        // The server ignored the Range request: start again.
+                        restart(&mut file, &mut hasher, &mut done)?;
+                    }
+                    if let Some(len) = response.content_length() {
+                        if let Some(p) = pin.filter(|p| p.size != len) {
+                            return fail(DataError::SizeMismatch {
+                                origin: url.to_string(),
+                                expected: p.size,
+                                actual: len,
+                            });
+                        }
+                        total = len;
+                    }
+                }
+                206 if done > 0 => {
+                    let range = response
+                        .headers()
+                        .get(reqwest::header::CONTENT_RANGE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_content_range);
+                    match range {
+                        Some((start, whole)) if start == done => {
+                            if let (Some(p), Some(whole)) = (pin, whole)
+                                && whole != p.size
+                            {
+                                return fail(DataError::SizeMismatch {
+                                    origin: url.to_string(),
+                                    expected: p.size,
+                                    actual: whole,
+                                });
+                            }
+                            if let Some(whole) = whole {
+                                total = whole;
+                            }
+                        }
+                        _ => {
+                            last_error = format!(
+                                "206 response with an unusable Content-Range (asked from byte {done})"
+                            );
+                            restart(&mut file, &mut hasher, &mut done)?;
+                            continue;
+                        }
+                    }
+                }
+                416 => {
+                    last_error = format!("HTTP status 416 for a Range request from byte {done}");
+                    restart(&mut file, &mut hasher, &mut done)?;
+                    continue;
+                }
+                408 | 429 | 500..=599 => {
+                    last_error = format!("HTTP status {status}");
+                    continue;
+                }
+                _ => {
+                    return fail(DataError::HttpStatus {
+                        url: url.to_string(),
+                        status,
+                    });
+                }
+            }
+            let mut dropped = false;
+            loop {
+                let n = match response.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        last_error =
+                            format!("connection lost after {done} bytes: {}", io_chain(&e));
+                        dropped = true;
+                        break;
+                    }
+                };
+                if let Some(p) = pin
+                    && done + n as u64 > p.size
+                {
+                    return fail(DataError::SizeMismatch {
+                        origin: url.to_string(),
+                        expected: p.size,
+                        actual: done + n as u64,
+                    });
+                }
+                file.write_all(&buf[..n]).map_err(io)?;
+                hasher.update(&buf[..n]);
+                done += n as u64;
+                progress(Progress::Bytes {
+                    file: label,
+                    done,
+                    total,
+                });
+            }
+            if dropped {
+                continue;
+            }
+            match pin {
+                Some(p) if done < p.size => {
+                    last_error = format!("the body ended after {done} of {} bytes", p.size);
+                }
+                _ => {
+                    complete = true;
+                    break;
+                }
+            }
+        }
+        file.flush().map_err(io)?;
+        if !complete {
+            if done == 0 {
+                drop(file);
+                let _ = std::fs::remove_file(part);
+            }
+            let expected = pin.map_or_else(|| "?".to_string(), |p| p.size.to_string());
+            let kept = if done > 0 {
+                format!(" (kept in {} to resume)", part.display())
+            } else {
+                String::new()
+            };
+            return Err(DataError::Fetch {
+                url: url.to_string(),
+                reason: format!(
+                    "gave up after {attempts} attempts with {done} of {expected} bytes{kept}: {last_error}"
+                ),
+            });
+        }
+        file.sync_all().map_err(io)?;
+        drop(file);
+        let actual = hex::encode(hasher.finalize());
+        if let Some(p) = pin {
+            if done != p.size {
+                return fail(DataError::SizeMismatch {
+                    origin: url.to_string(),
+                    expected: p.size,
+                    actual: done,
+                });
+            }
+            if actual != p.sha256 {
+                return fail(DataError::HashMismatch {
+                    origin: url.to_string(),
+                    expected: p.sha256.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(actual)
+    }
+}
+
+/// `bytes a-b/t` → (a, Some(t)); `bytes a-b/*` → (a, None).
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, whole) = rest.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    let start = start.trim().parse().ok()?;
+    let whole = match whole.trim() {
+        "*" => None,
+        w => Some(w.parse().ok()?),
+    };
+    Some((start, whole))
+}
+
+/// A reqwest error with what kind it is (timeout, connection) and its whole cause chain.
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let mut text = format!("{what}: {e}");
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+/// An I/O error with its whole cause chain.
+fn io_chain(e: &std::io::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range() {
+        assert_eq!(
+            parse_content_range("bytes 10-99/100"),
+            Some((10, Some(100)))
+        );
+        assert_eq!(parse_content_range("bytes 10-99/*"), Some((10, None)));
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! Placement: a file reaches its final path only verified. Per-file locks, the
+//! `.<name>.lock` and `.<name>.part` siblings, streaming into the part file, and the
+//! fsync-and-rename that puts it in place.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::verify::check_bytes_hash;
+use super::{Progress, ProgressFn};
+use crate::DataError;
+use crate::manifest::Pin;
+
+/// An exclusive advisory lock on a file, released on drop.
+pub(super) struct FileLock {
+    _file: File,
+}
+
+/// Takes the lock on `path` (created if missing), waiting while another process holds it.
+pub(super) fn lock(path: &Path) -> Result<FileLock, DataError> {
+    let io = |source| DataError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(FileLock { _file: file })
+}
+
+/// `<dir>/.<name>.<suffix>` for `dest` = `<dir>/<name>`.
+pub(super) fn sibling(dest: &Path, suffix: &str) -> PathBuf {
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    dest.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// Fsyncs `part`, renames it to `dest`, and fsyncs the folder.
+pub(super) fn place(part: &Path, dest: &Path) -> Result<(), DataError> {
+    let io = |p: &Path, source| DataError::Io {
+        path: p.display().to_string(),
+        source,
+    };
+    File::open(part)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(part, e))?;
+    std::fs::rename(part, dest).map_err(|e| io(dest, e))?;
+    if let Some(dir) = dest.parent() {
+        // Best effort: not every platform can open a folder for syncing.
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+/// Creates the folder `dest` goes into.
+pub(super) fn create_parent(dest: &Path) -> Result<(), DataError> {
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| DataError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Streams `reader` into `.<name>.part`, hashing; verifies size (cut off as soon as it
+/// exceeds the pin) and SHA-256; places it at `dest` only when both match.
+pub(super) fn stream_verified(
+    reader: &mut dyn Read,
+    origin: &str,
+    dest: &Path,
+    pin: &Pin,
+    label: &str,
+    progress: ProgressFn<'_>,
+) -> Result<(), DataError> {
+    let part = sibling(dest, "part");
+    let result = (|| {
+        let io = |source| DataError::Io {
+            path: part.display().to_string(),
+            source,
+        };
+        let mut file = File::create(&part).map_err(io)?;
+        let mut hasher = Sha256::new();
+        let mut done = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(DataError::Fetch {
+                        url: origin.to_string(),
+                        reason: format!("read failed after {done} bytes: {e}"),
+                    });
+                }
+            };
+            if done + n as u64 > pin.size {
+                return Err(DataError::SizeMismatch {
+                    origin: origin.to_string(),
+                    expected: pin.size,
+                    actual: done + n as u64,
+                });
+            }
+            file.write_all(&buf[..n]).map_err(io)?;
+            hasher.update(&buf[..n]);
+            done += n as u64;
+            progress(Progress::Bytes {
+                file: label,
+                done,
+                total: pin.size,
+            });
+        }
+        file.sync_all().map_err(io)?;
+        check_bytes_hash(origin, pin, done, &hex::encode(hasher.finalize()))
+    })();
+    match result {
+        Ok(()) => place(&part, dest),
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            Err(e)
+        }
+    }
+}
