@@ -7,9 +7,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::place::{place, sibling};
+use super::verify::{CopyError, Hashed, check_bytes_hash, copy_hashed};
 use super::{Downloader, Progress, ProgressFn};
 use crate::DataError;
 use crate::manifest::Pin;
@@ -85,6 +84,9 @@ impl Downloader {
         result
     }
 
+    /// One pass of [`Downloader::transfer`]: resumes from what `part` holds (re-hashing
+    /// it), then makes up to `attempts` requests, each asking with `Range` for the bytes
+    /// still missing.
     fn transfer_once(
         &self,
         url: &str,
@@ -109,25 +111,24 @@ impl Downloader {
             .truncate(false)
             .open(part)
             .map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut done = file.metadata().map_err(io)?.len();
-        if pin.is_some_and(|p| done > p.size) {
+        let mut hashed = Hashed::new();
+        let mut resumed = file.metadata().map_err(io)?.len();
+        if pin.is_some_and(|p| resumed > p.size) {
             file.set_len(0).map_err(io)?;
-            done = 0;
+            resumed = 0;
         }
-        if done > 0 {
+        if resumed > 0 {
             // Re-hash the bytes of the interrupted run that we resume.
             let mut buf = vec![0u8; 1 << 16];
-            let mut left = done;
             file.seek(SeekFrom::Start(0)).map_err(io)?;
-            while left > 0 {
+            while hashed.size < resumed {
+                let left = resumed - hashed.size;
                 let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                 file.read_exact(&mut buf[..want]).map_err(io)?;
-                hasher.update(&buf[..want]);
-                left -= want as u64;
+                hashed.update(&buf[..want]);
             }
         }
-        file.seek(SeekFrom::Start(done)).map_err(io)?;
+        file.seek(SeekFrom::Start(hashed.size)).map_err(io)?;
         let mut total = pin.map_or(0, |p| p.size);
         progress(Progress::Started {
             file: label,
@@ -137,7 +138,6 @@ impl Downloader {
         let attempts = self.options.attempts.max(1);
         let mut last_error = String::from("no attempt made");
         let mut complete = false;
-        let mut buf = vec![0u8; 1 << 16];
         for attempt in 0..attempts {
             if attempt > 0 {
                 let factor = 1u32 << (attempt - 1).min(16);
@@ -148,13 +148,15 @@ impl Downloader {
                         .min(Duration::from_secs(30)),
                 );
             }
-            if pin.is_some_and(|p| done == p.size) {
+            // The byte this request asks from (bytes before it are in `part`).
+            let from = hashed.size;
+            if pin.is_some_and(|p| from == p.size) {
                 complete = true;
                 break;
             }
             let mut request = client.get(url);
-            if done > 0 {
-                request = request.header(reqwest::header::RANGE, format!("bytes={done}-"));
+            if from > 0 {
+                request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
             }
             let mut response = match request.send() {
                 Ok(r) => r,
@@ -164,19 +166,17 @@ impl Downloader {
                 }
             };
             let status = response.status().as_u16();
-            let restart =
-                |file: &mut File, hasher: &mut Sha256, done: &mut u64| -> Result<(), DataError> {
-                    file.set_len(0).map_err(io)?;
-                    file.seek(SeekFrom::Start(0)).map_err(io)?;
-                    *hasher = Sha256::new();
-                    *done = 0;
-                    Ok(())
-                };
+            let restart = |file: &mut File, hashed: &mut Hashed| -> Result<(), DataError> {
+                file.set_len(0).map_err(io)?;
+                file.seek(SeekFrom::Start(0)).map_err(io)?;
+                *hashed = Hashed::new();
+                Ok(())
+            };
             match status {
                 200 => {
-                    if done > 0 {
+                    if from > 0 {
                         // The server ignored the Range request: start again.
-                        restart(&mut file, &mut hasher, &mut done)?;
+                        restart(&mut file, &mut hashed)?;
                     }
                     if let Some(len) = response.content_length() {
                         if let Some(p) = pin.filter(|p| p.size != len) {
@@ -189,14 +189,14 @@ impl Downloader {
                         total = len;
                     }
                 }
-                206 if done > 0 => {
+                206 if from > 0 => {
                     let range = response
                         .headers()
                         .get(reqwest::header::CONTENT_RANGE)
                         .and_then(|v| v.to_str().ok())
                         .and_then(parse_content_range);
                     match range {
-                        Some((start, whole)) if start == done => {
+                        Some((start, whole)) if start == from => {
                             if let (Some(p), Some(whole)) = (pin, whole)
                                 && whole != p.size
                             {
@@ -212,16 +212,16 @@ impl Downloader {
                         }
                         _ => {
                             last_error = format!(
-                                "206 response with an unusable Content-Range (asked from byte {done})"
+                                "206 response with an unusable Content-Range (asked from byte {from})"
                             );
-                            restart(&mut file, &mut hasher, &mut done)?;
+                            restart(&mut file, &mut hashed)?;
                             continue;
                         }
                     }
                 }
                 416 => {
-                    last_error = format!("HTTP status 416 for a Range request from byte {done}");
-                    restart(&mut file, &mut hasher, &mut done)?;
+                    last_error = format!("HTTP status 416 for a Range request from byte {from}");
+                    restart(&mut file, &mut hashed)?;
                     continue;
                 }
                 408 | 429 | 500..=599 => {
@@ -235,40 +235,39 @@ impl Downloader {
                     });
                 }
             }
-            let mut dropped = false;
-            loop {
-                let n = match response.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        last_error =
-                            format!("connection lost after {done} bytes: {}", io_chain(&e));
-                        dropped = true;
-                        break;
-                    }
-                };
-                if let Some(p) = pin
-                    && done + n as u64 > p.size
-                {
-                    return fail(DataError::SizeMismatch {
-                        origin: url.to_string(),
-                        expected: p.size,
-                        actual: done + n as u64,
-                    });
-                }
-                file.write_all(&buf[..n]).map_err(io)?;
-                hasher.update(&buf[..n]);
-                done += n as u64;
+            let on_bytes = |done| {
                 progress(Progress::Bytes {
                     file: label,
                     done,
                     total,
-                });
+                })
+            };
+            match copy_hashed(
+                &mut response,
+                &mut file,
+                &mut hashed,
+                pin.map(|p| p.size),
+                &on_bytes,
+            ) {
+                Ok(()) => {}
+                Err(CopyError::Read(e)) => {
+                    last_error = format!(
+                        "connection lost after {} bytes: {}",
+                        hashed.size,
+                        io_chain(&e)
+                    );
+                    continue;
+                }
+                Err(CopyError::Write(e)) => return Err(io(e)),
+                Err(CopyError::TooLong { cap, size }) => {
+                    return fail(DataError::SizeMismatch {
+                        origin: url.to_string(),
+                        expected: cap,
+                        actual: size,
+                    });
+                }
             }
-            if dropped {
-                continue;
-            }
+            let done = hashed.size;
             match pin {
                 Some(p) if done < p.size => {
                     last_error = format!("the body ended after {done} of {} bytes", p.size);
@@ -280,6 +279,7 @@ impl Downloader {
             }
         }
         file.flush().map_err(io)?;
+        let done = hashed.size;
         if !complete {
             if done == 0 {
                 drop(file);
@@ -300,22 +300,11 @@ impl Downloader {
         }
         file.sync_all().map_err(io)?;
         drop(file);
-        let actual = hex::encode(hasher.finalize());
-        if let Some(p) = pin {
-            if done != p.size {
-                return fail(DataError::SizeMismatch {
-                    origin: url.to_string(),
-                    expected: p.size,
-                    actual: done,
-                });
-            }
-            if actual != p.sha256 {
-                return fail(DataError::HashMismatch {
-                    origin: url.to_string(),
-                    expected: p.sha256.clone(),
-                    actual,
-                });
-            }
+        let actual = hashed.hex();
+        if let Some(p) = pin
+            && let Err(e) = check_bytes_hash(url, p, done, &actual)
+        {
+            return fail(e);
         }
         Ok(actual)
     }

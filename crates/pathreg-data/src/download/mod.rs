@@ -26,7 +26,8 @@
 //! This module holds the public API and the order in which sources are tried (data
 //! directory, mirror, canonical URL, archive, import); `mirror` holds the mirror layouts
 //! and copying from a folder, `http` the transfers, `place` the locks and the `.part`
-//! files that are renamed into place, and `verify` the size and SHA-256 checks.
+//! files that are renamed into place, and `verify` the size and SHA-256 checks, with the
+//! one hashing copy loop that every copy (folder, archive member) and transfer uses.
 
 mod http;
 mod mirror;

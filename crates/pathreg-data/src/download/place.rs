@@ -3,12 +3,10 @@
 //! fsync-and-rename that puts it in place.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use super::verify::check_bytes_hash;
+use super::verify::{CopyError, Hashed, check_bytes_hash, copy_hashed};
 use super::{Progress, ProgressFn};
 use crate::DataError;
 use crate::manifest::Pin;
@@ -88,39 +86,31 @@ pub(super) fn stream_verified(
             source,
         };
         let mut file = File::create(&part).map_err(io)?;
-        let mut hasher = Sha256::new();
-        let mut done = 0u64;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(DataError::Fetch {
-                        url: origin.to_string(),
-                        reason: format!("read failed after {done} bytes: {e}"),
-                    });
-                }
-            };
-            if done + n as u64 > pin.size {
-                return Err(DataError::SizeMismatch {
-                    origin: origin.to_string(),
-                    expected: pin.size,
-                    actual: done + n as u64,
-                });
-            }
-            file.write_all(&buf[..n]).map_err(io)?;
-            hasher.update(&buf[..n]);
-            done += n as u64;
+        let mut hashed = Hashed::new();
+        let on_bytes = |done| {
             progress(Progress::Bytes {
                 file: label,
                 done,
                 total: pin.size,
-            });
-        }
+            })
+        };
+        copy_hashed(reader, &mut file, &mut hashed, Some(pin.size), &on_bytes).map_err(
+            |e| match e {
+                CopyError::Read(e) => DataError::Fetch {
+                    url: origin.to_string(),
+                    reason: format!("read failed after {} bytes: {e}", hashed.size),
+                },
+                CopyError::Write(e) => io(e),
+                CopyError::TooLong { cap, size } => DataError::SizeMismatch {
+                    origin: origin.to_string(),
+                    expected: cap,
+                    actual: size,
+                },
+            },
+        )?;
         file.sync_all().map_err(io)?;
-        check_bytes_hash(origin, pin, done, &hex::encode(hasher.finalize()))
+        let size = hashed.size;
+        check_bytes_hash(origin, pin, size, &hashed.hex())
     })();
     match result {
         Ok(()) => place(&part, dest),
