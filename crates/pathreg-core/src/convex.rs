@@ -59,6 +59,10 @@ use crate::arrangement::Triple;
 use crate::network::{ObjectiveValue, ParallelNetwork};
 use crate::nnls::project_onto_cone;
 
+/// A group (a sub-network of Proposition 1's map) counts as active when its
+/// norm exceeds this fraction of the largest group norm.
+pub const ACTIVE_GROUP_TOLERANCE: f64 = 1e-6;
+
 /// The data of one triple in (21): the block `A_t` of X̃ and the rows `B_t`
 /// of the cone `C_t = {z : B_t z ≥ 0}`.
 #[derive(Debug, Clone)]

@@ -6,10 +6,11 @@ pub mod arrangement;
 pub mod convex;
 pub mod linalg;
 pub mod loss;
+pub mod low_rank;
 mod lp;
 pub mod network;
 mod nnls;
-pub mod sampled;
+pub mod unconstrained;
 
 pub use arrangement::{ArrangementMode, ArrangementSet, Mask, NeuronPattern, Triple};
 pub use loss::Loss;

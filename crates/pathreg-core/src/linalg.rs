@@ -1,6 +1,7 @@
 //! Dense linear algebra beyond ndarray, by faer (pure Rust, no system LAPACK):
 //! the thin SVD, rank-r approximations (Theorem 2's X̂_r), and the symmetric
-//! eigendecomposition behind Figure 7's spectra.
+//! eigendecomposition, the order-stable Gram matrix and the energy ranks
+//! behind Figure 7's spectra.
 //!
 //! faer runs sequentially here (`Par::Seq`): pathreg parallelizes over cells
 //! with rayon, and sequential kernels keep results independent of the thread
@@ -8,7 +9,8 @@
 
 use faer::Side;
 use faer_ext::{IntoFaer, IntoNdarray};
-use ndarray::{Array1, Array2, ArrayView2, s};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use rayon::prelude::*;
 
 use crate::CoreError;
 
@@ -90,13 +92,60 @@ pub fn symmetric_eigenvalues(a: ArrayView2<f64>) -> Result<Array1<f64>, CoreErro
     Ok(Array1::from(values))
 }
 
+/// Rows per block of the Gram-matrix reduction: fixed, so the summation
+/// order (and the result, bit for bit) does not depend on the thread count.
+const GRAM_BLOCK: usize = 4096;
+
+/// `XᵀX`, summed over fixed blocks of [`GRAM_BLOCK`] rows in parallel and
+/// combined in block order.
+pub fn gram(x: ArrayView2<f64>) -> Array2<f64> {
+    let blocks: Vec<_> = x.axis_chunks_iter(Axis(0), GRAM_BLOCK).collect();
+    let partial: Vec<Array2<f64>> = blocks.par_iter().map(|b| b.t().dot(b)).collect();
+    let mut total = Array2::zeros((x.ncols(), x.ncols()));
+    for p in &partial {
+        total += p;
+    }
+    total
+}
+
 /// Singular values of a tall `x` (`n ≫ d`) from its `d × d` Gram matrix
-/// `XᵀX`: `σ_i = sqrt(max(λ_i, 0))`, non-increasing. Accurate for the
-/// leading singular values; those below `sqrt(ε)·σ_1` are not resolved.
+/// `XᵀX` ([`gram`]): `σ_i = sqrt(max(λ_i, 0))`, non-increasing. Accurate for
+/// the leading singular values; those below `sqrt(ε)·σ_1` are not resolved.
 pub fn singular_values_via_gram(x: ArrayView2<f64>) -> Result<Array1<f64>, CoreError> {
     check_finite(x)?;
-    let gram = x.t().dot(&x);
-    Ok(symmetric_eigenvalues(gram.view())?.mapv(|l| l.max(0.0).sqrt()))
+    Ok(symmetric_eigenvalues(gram(x).view())?.mapv(|l| l.max(0.0).sqrt()))
+}
+
+/// `Σ_{i≤k} σ_i² / Σ σ_i²` for every `k`: the share of the spectrum's energy
+/// held by the leading `k` singular values.
+pub fn cumulative_energy(singular_values: &[f64]) -> Vec<f64> {
+    let total: f64 = singular_values
+        .iter()
+        .map(|v| v * v)
+        .sum::<f64>()
+        .max(f64::MIN_POSITIVE);
+    let mut acc = 0.0;
+    singular_values
+        .iter()
+        .map(|v| {
+            acc += v * v;
+            acc / total
+        })
+        .collect()
+}
+
+/// The smallest `k` with `Σ_{i≤k} σ_i² ≥ fraction · Σ σ_i²` (the rank that
+/// holds that share of the spectrum's energy), for non-increasing `σ`.
+pub fn energy_rank(singular_values: &[f64], fraction: f64) -> usize {
+    let total: f64 = singular_values.iter().map(|s| s * s).sum();
+    let mut acc = 0.0;
+    for (i, s) in singular_values.iter().enumerate() {
+        acc += s * s;
+        if acc >= fraction * total {
+            return i + 1;
+        }
+    }
+    singular_values.len()
 }
 
 #[cfg(test)]
@@ -160,5 +209,30 @@ mod tests {
         let values = symmetric_eigenvalues(a.view()).unwrap();
         assert!((values[0] - 3.0).abs() < 1e-14 && (values[1] - 1.0).abs() < 1e-14);
         assert!(symmetric_eigenvalues(Array2::<f64>::zeros((2, 3)).view()).is_err());
+    }
+
+    #[test]
+    fn blocked_gram_matches_the_direct_product() {
+        let x = Array2::from_shape_fn((GRAM_BLOCK * 2 + 17, 5), |(i, j)| {
+            ((i * 7 + j * 3) % 11) as f64 / 11.0
+        });
+        let direct = x.t().dot(&x);
+        let blocked = gram(x.view());
+        assert!(
+            direct
+                .iter()
+                .zip(&blocked)
+                .all(|(a, b)| (a - b).abs() < 1e-9 * (1.0 + a.abs()))
+        );
+    }
+
+    #[test]
+    fn energy_ranks() {
+        let s = [3.0, 1.0, 0.1];
+        assert_eq!(energy_rank(&s, 0.8), 1); // 9 of 10.01
+        assert_eq!(energy_rank(&s, 0.99), 2);
+        assert_eq!(energy_rank(&s, 1.0), 3);
+        let shares = cumulative_energy(&s);
+        assert!((shares[0] - 9.0 / 10.01).abs() < 1e-15 && shares[2] == 1.0);
     }
 }

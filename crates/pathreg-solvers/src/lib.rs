@@ -2,11 +2,13 @@
 //! program (21) by the interior-point conic solver Clarabel with a certified
 //! working-set scheme, and first-order training of the non-convex objective (4).
 
+pub mod certify;
 pub mod conic;
 pub mod nonconvex;
 pub mod unconstrained;
 pub mod working_set;
 
+pub use certify::{CERTIFICATE_TOLERANCE, CertificationStatus, MappedNetwork, check_proposition1};
 pub use conic::{ConicSettings, ConicSolve, solve_conic};
 pub use nonconvex::{Optimizer, TrainResult, TrainSettings, train};
 pub use unconstrained::{
@@ -23,6 +25,18 @@ pub enum SolverError {
     /// Clarabel rejected the problem or failed.
     #[error("Clarabel: {0}")]
     Clarabel(String),
+    /// Proposition 1's network does not reproduce the convex optimum.
+    #[error(
+        "Proposition 1 network objective {mapped} differs from the convex optimum {optimum} by {relative_difference:e} (relative)"
+    )]
+    Proposition1 {
+        /// Objective (4) of the mapped network.
+        mapped: f64,
+        /// The convex optimum.
+        optimum: f64,
+        /// Their relative difference.
+        relative_difference: f64,
+    },
     /// An error from the mathematical core.
     #[error(transparent)]
     Core(#[from] pathreg_core::CoreError),

@@ -36,6 +36,16 @@ pub enum Optimizer {
 }
 
 impl Optimizer {
+    /// Adam with the usual `(β1, β2, ε) = (0.9, 0.999, 1e-8)`.
+    pub fn adam(lr: f64) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+
     /// The method's name as written in results ("sgd", "adam").
     pub fn name(&self) -> &'static str {
         match self {
@@ -176,7 +186,7 @@ pub fn train<R: Rng + ?Sized>(
                     settings.regularizer,
                     1.0,
                 )?;
-                running_hits += pathreg_core::sampled::hits(outputs.view(), y);
+                running_hits += pathreg_core::unconstrained::hits(outputs.view(), y);
                 (value, grad, outputs)
             } else {
                 let xb = x.select(Axis(0), batch);
@@ -190,7 +200,7 @@ pub fn train<R: Rng + ?Sized>(
                     settings.regularizer,
                     scale,
                 )?;
-                running_hits += pathreg_core::sampled::hits(outputs.view(), yb.view());
+                running_hits += pathreg_core::unconstrained::hits(outputs.view(), yb.view());
                 (value, grad, outputs)
             };
             finite &= value.objective.is_finite() && outputs.iter().all(|v| v.is_finite());
@@ -200,7 +210,7 @@ pub fn train<R: Rng + ?Sized>(
         // one says every row fits, so stopping costs one pass, not one per epoch.
         let fits = settings.stop_at_full_accuracy
             && running_hits == n
-            && pathreg_core::sampled::accuracy(network.predict(x)?.view(), y) >= 1.0;
+            && pathreg_core::unconstrained::accuracy(network.predict(x)?.view(), y) >= 1.0;
         let due = epoch % settings.record_every == 0 || epoch == settings.epochs;
         if due || fits || !finite {
             let value = objective(&network)?.objective;
@@ -213,7 +223,7 @@ pub fn train<R: Rng + ?Sized>(
     }
     let final_objective = objective(&network)?;
     let f = network.predict(x)?;
-    let train_accuracy = pathreg_core::sampled::accuracy(f.view(), y);
+    let train_accuracy = pathreg_core::unconstrained::accuracy(f.view(), y);
     let diverged = !final_objective.objective.is_finite() || !f.iter().all(|v| v.is_finite());
     Ok(TrainResult {
         network,

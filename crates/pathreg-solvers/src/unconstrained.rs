@@ -1,6 +1,7 @@
 //! First-order training of the unconstrained convex program (11) (Appendix
-//! A.1) over sampled arrangements ([`pathreg_core::sampled`]), as the paper
-//! does for Table 3 and Figure 5.
+//! A.1) over sampled arrangements, as the paper does for Table 3 and Figure 5.
+//! The program itself (gates, variables, the objective (11) and Proposition
+//! 1's map) is [`pathreg_core::unconstrained`].
 //!
 //! Three methods, all starting from `Z = Z' = 0`:
 //!
@@ -30,7 +31,7 @@ use std::time::Instant;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use pathreg_core::Loss;
-use pathreg_core::sampled::{
+use pathreg_core::unconstrained::{
     self, Masks, Objective11, Objective11Value, Penalty, SampledArrangements, SampledVariables,
 };
 use rand::Rng;
@@ -70,12 +71,7 @@ impl ConvexMethod {
     /// Adam with the usual `(0.9, 0.999, 1e-8)`.
     pub fn adam(lr: f64) -> Self {
         ConvexMethod::FirstOrder {
-            optimizer: Optimizer::Adam {
-                lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
+            optimizer: Optimizer::adam(lr),
         }
     }
     /// FISTA with Huber parameter `μ = 1e-4`.
@@ -205,9 +201,9 @@ pub fn train_convex<R: Rng + ?Sized>(
         ConvexMethod::FirstOrder { optimizer } => run.first_order(vars, &optimizer, rng)?,
         ConvexMethod::Fista { smoothing } => run.fista(vars, smoothing)?,
     };
-    let (final_objective, f) = sampled::evaluate(x, y, &masks, &vars, &obj)?;
+    let (final_objective, f) = unconstrained::evaluate(x, y, &masks, &vars, &obj)?;
     Ok(ConvexTrainResult {
-        train_accuracy: sampled::accuracy(f.view(), y),
+        train_accuracy: unconstrained::accuracy(f.view(), y),
         diverged: !final_objective.objective.is_finite(),
         final_objective,
         curve: run.curve,
@@ -249,12 +245,12 @@ impl Run<'_> {
 
     fn record(&mut self, epoch: usize, vars: &SampledVariables) -> Result<CurvePoint, SolverError> {
         let (value, f) =
-            sampled::evaluate(self.x, self.y, self.masks, vars, &self.settings.objective)?;
+            unconstrained::evaluate(self.x, self.y, self.masks, vars, &self.settings.objective)?;
         let point = CurvePoint {
             epoch,
             time_s: self.timer,
             objective: value.objective,
-            accuracy: sampled::accuracy(f.view(), self.y),
+            accuracy: unconstrained::accuracy(f.view(), self.y),
         };
         self.curve.push(point);
         Ok(point)
@@ -285,7 +281,7 @@ impl Run<'_> {
             let mut finite = true;
             for batch in order.chunks(self.settings.batch_size) {
                 let (term, mut grad) = if full_batch {
-                    sampled::data_term_and_gradient(
+                    unconstrained::data_term_and_gradient(
                         self.x,
                         self.y,
                         self.masks,
@@ -299,7 +295,7 @@ impl Run<'_> {
                     let yb: Array1<f64> = batch.iter().map(|&i| self.y[i]).collect();
                     let mb = self.masks.select(batch);
                     let scale = n as f64 / batch.len() as f64;
-                    sampled::data_term_and_gradient(
+                    unconstrained::data_term_and_gradient(
                         xb.view(),
                         yb.view(),
                         &mb,
@@ -326,7 +322,7 @@ impl Run<'_> {
     /// Smoothed data term `L + λ h_μ` and its gradient.
     fn smooth(&self, vars: &SampledVariables, mu: f64) -> Result<(f64, Array2<f64>), SolverError> {
         let obj = &self.settings.objective;
-        let (t, g) = sampled::data_term_and_gradient(
+        let (t, g) = unconstrained::data_term_and_gradient(
             self.x,
             self.y,
             self.masks,
@@ -340,7 +336,7 @@ impl Run<'_> {
 
     fn smooth_value(&self, vars: &SampledVariables, mu: f64) -> Result<f64, SolverError> {
         let obj = &self.settings.objective;
-        let t = sampled::data_term(
+        let t = unconstrained::data_term(
             self.x,
             self.y,
             self.masks,
@@ -412,7 +408,7 @@ impl Run<'_> {
     /// quadratic zone) is left to backtracking: bounding it a priori gives
     /// uselessly short steps.
     fn lipschitz_estimate(&self) -> Result<f64, SolverError> {
-        let sigma2 = sampled::operator_norm_squared(self.x, self.masks, POWER_ITERATIONS)?;
+        let sigma2 = unconstrained::operator_norm_squared(self.x, self.masks, POWER_ITERATIONS)?;
         let curvature = match self.settings.objective.loss {
             Loss::Logistic => 0.25,
             Loss::Squared | Loss::Hinge => 1.0,

@@ -33,7 +33,7 @@ impl Default for WorkingSetSettings {
         Self {
             initial: 32,
             add_per_round: 32,
-            tolerance: 1e-6,
+            tolerance: crate::CERTIFICATE_TOLERANCE,
             max_rounds: 200,
             conic: ConicSettings::default(),
         }

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use pathreg_core::sampled::{self, SampledArrangements};
+use pathreg_core::unconstrained::{self, SampledArrangements};
 use pathreg_data::Dataset;
 use pathreg_data::download::Mirror;
 use pathreg_data::registry::{DataConfig, load};
@@ -85,9 +85,9 @@ fn mapped_network_predicts_like_the_convex_model_up_to_the_violation() {
     let vars = &run.variables;
     for data in [&train_set, &test_set] {
         let masks = arr.masks(data.x.view()).unwrap();
-        let report = sampled::violation_report(data.x.view(), &masks, vars).unwrap();
-        let net = sampled::to_network(&arr, data.x.view(), vars, 1).unwrap();
-        let f_convex = sampled::predict(data.x.view(), &masks, vars).unwrap();
+        let report = unconstrained::violation_report(data.x.view(), &masks, vars).unwrap();
+        let net = unconstrained::to_network(&arr, data.x.view(), vars, 1).unwrap();
+        let f_convex = unconstrained::predict(data.x.view(), &masks, vars).unwrap();
         let f_net = net.predict(data.x.view()).unwrap();
         let l1: f64 = f_convex
             .iter()
@@ -107,8 +107,9 @@ fn mapped_network_predicts_like_the_convex_model_up_to_the_violation() {
         // Path norm of the mapped network = Σ‖Z‖ (m2 = 1).
         let norms: f64 = vars.group_norms().iter().sum();
         assert!((net.path_regularizer() - norms).abs() <= 1e-9 * norms.max(1.0));
-        let acc_convex = sampled::model_accuracy(&arr, vars, data.x.view(), data.y.view()).unwrap();
-        let acc_net = sampled::network_accuracy(&net, data.x.view(), data.y.view()).unwrap();
+        let acc_convex =
+            unconstrained::model_accuracy(&arr, vars, data.x.view(), data.y.view()).unwrap();
+        let acc_net = unconstrained::network_accuracy(&net, data.x.view(), data.y.view()).unwrap();
         eprintln!("accuracy: convex {acc_convex:.3}, network {acc_net:.3}");
     }
 }
@@ -125,9 +126,13 @@ fn training_accuracy_reaches_one_on_acute_inflammation() {
         let mut s = settings(method, 200, 1.0);
         s.stop_at_full_accuracy = true;
         let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(6)).unwrap();
-        let test_acc =
-            sampled::model_accuracy(&arr, &run.variables, test_set.x.view(), test_set.y.view())
-                .unwrap();
+        let test_acc = unconstrained::model_accuracy(
+            &arr,
+            &run.variables,
+            test_set.x.view(),
+            test_set.y.view(),
+        )
+        .unwrap();
         eprintln!(
             "{}: train accuracy 1 after {} epochs ({:.3} s); test {test_acc:.3}",
             method.name(),
@@ -150,7 +155,7 @@ fn ionosphere_test_accuracy_is_sane_with_table3_sizes() {
     s.stop_at_full_accuracy = true;
     let run = train_convex(x, y, &arr, &s, &mut ChaCha8Rng::seed_from_u64(8)).unwrap();
     let test_acc =
-        sampled::model_accuracy(&arr, &run.variables, test_set.x.view(), test_set.y.view())
+        unconstrained::model_accuracy(&arr, &run.variables, test_set.x.view(), test_set.y.view())
             .unwrap();
     eprintln!(
         "ionosphere: train {:.3} after {} epochs ({:.2} s), test {test_acc:.3}",
