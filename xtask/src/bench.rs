@@ -3,16 +3,19 @@
 //! of each Table 3 trainer on musk-1 and the solver comparison for (11).
 
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use pathreg_core::sampled::{self, SampledArrangements};
+use pathreg_core::unconstrained::{self, SampledArrangements};
 use pathreg_core::{Loss, ParallelNetwork, Regularizer};
 use pathreg_data::Dataset;
 use pathreg_data::registry::{DataConfig, load};
 use pathreg_data::split::Split;
-use pathreg_pipeline::manifest::{self, DataSpec};
-use pathreg_pipeline::seeds::derive_seed;
+use pathreg_pipeline::kinds::table2;
+use pathreg_pipeline::manifest::ManifestFile;
+use pathreg_pipeline::manifest::sections::DataSpec;
+use pathreg_pipeline::stages;
 use pathreg_pipeline::{RunOptions, run_manifest};
 use pathreg_solvers::{
     ConvexMethod, ConvexTrainSettings, Optimizer, TrainSettings, train, train_convex,
@@ -20,26 +23,29 @@ use pathreg_solvers::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-pub fn run(root: &Path, repeat: usize) -> Result<()> {
+/// Arguments of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Repetitions per measurement.
+    #[arg(long, default_value_t = 7)]
+    repeat: usize,
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
+    measure(root, args.repeat.max(1))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every measurement, each repeated `repeat` (≥ 1) times or fewer.
+fn measure(root: &Path, repeat: usize) -> Result<()> {
     let manifest_path = root.join("experiments/table2.toml");
-    let (experiment, _) = manifest::load(&manifest_path)?;
-    let DataSpec::Teacher {
-        n,
-        d,
-        teacher,
-        noise,
-        rank_fraction: None,
-    } = experiment.data
-    else {
+    let experiment = table2::manifest::parse(&ManifestFile::read(&manifest_path)?)?;
+    let DataSpec::Teacher(teacher) = &experiment.data else {
         anyhow::bail!("the benchmark expects table2.toml to use teacher data");
     };
-    let (data, _) = pathreg_data::synthetic::teacher_data(
-        n,
-        d,
-        teacher,
-        noise,
-        derive_seed(experiment.seed, &["data"]),
-    )?;
+    let (n, d) = (teacher.n, teacher.d);
+    let data = stages::data::teacher(teacher, stages::data::data_seed(experiment.seed, None))?;
     let m1 = experiment.model.m1;
     let enumerate = median(repeat, || {
         let set = pathreg_core::ArrangementSet::enumerate_exact(data.x.view(), m1);
@@ -163,12 +169,7 @@ fn epochs(data: &Dataset, repeat: usize) -> Result<()> {
             lr: 1e-5,
             momentum: 0.9,
         },
-        Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        },
+        Optimizer::adam(1e-3),
     ] {
         let epoch = per_epoch(&mut |epochs| {
             let settings = TrainSettings {
@@ -206,7 +207,7 @@ fn solvers(data: &Dataset) -> Result<()> {
     );
     let arrangements =
         SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(11), K, x.ncols(), M1)?;
-    let unit = sampled::operator_norm_squared(x, &arrangements.masks(x)?, 10)?;
+    let unit = unconstrained::operator_norm_squared(x, &arrangements.masks(x)?, 10)?;
     let mut methods = Vec::new();
     for c in [0.01, 0.03, 0.1] {
         methods.push((format!("SGD lr {c}/‖X̃‖²"), ConvexMethod::sgd(c / unit)));

@@ -1,0 +1,131 @@
+//! What several commands share: the flags of `run` and `verify`, the default
+//! folders (workspace, cache, lock) and running one manifest with a progress bar.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pathreg_data::DataError;
+use pathreg_pipeline::{PipelineError, Progress, RunOptions, RunSummary, run_manifest};
+
+/// Flags shared by `cargo xtask run` and `cargo xtask verify`.
+#[derive(clap::Args)]
+pub struct CommonArgs {
+    /// Folder for the results (default: <workspace>/outputs).
+    #[arg(long)]
+    pub outputs: Option<PathBuf>,
+    /// Cache folder (default: $PATHREG_CACHE or <workspace>/.pathreg-cache).
+    #[arg(long)]
+    pub cache_dir: Option<PathBuf>,
+    /// Recompute everything; read and write no cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// The hash lock (default: <workspace>/outputs/results.lock).
+    #[arg(long)]
+    pub lock: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    /// The hash lock: `--lock`, else `<workspace>/outputs/results.lock`.
+    pub fn lock_path(&self, root: &Path) -> PathBuf {
+        self.lock
+            .clone()
+            .unwrap_or_else(|| root.join("outputs/results.lock"))
+    }
+}
+
+/// The workspace root (this crate's parent folder).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The cache folder: the flag, else `$PATHREG_CACHE`, else `<workspace>/.pathreg-cache`.
+pub fn cache_dir(flag: Option<PathBuf>, root: &Path) -> PathBuf {
+    flag.or_else(|| std::env::var_os("PATHREG_CACHE").map(PathBuf::from))
+        .unwrap_or_else(|| root.join(".pathreg-cache"))
+}
+
+/// The experiment's name: the name of its output folder.
+pub fn experiment_name(summary: &RunSummary) -> String {
+    summary
+        .output_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs one manifest with a progress bar (unless quiet or not a terminal) and
+/// reports its summary on stderr; a failed download gets a hint on working offline.
+pub fn run_one(manifest: &Path, common: &CommonArgs, root: &Path) -> Result<RunSummary> {
+    let outputs = common
+        .outputs
+        .clone()
+        .unwrap_or_else(|| root.join("outputs"));
+    let quiet = common.quiet;
+    let bar = ProgressBar::new(0);
+    if quiet || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} cells {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(manifest.display().to_string());
+    let shared = Mutex::new(bar.clone());
+    let options = RunOptions {
+        outputs_root: outputs,
+        workspace_root: root.to_path_buf(),
+        cache_root: (!common.no_cache).then(|| cache_dir(common.cache_dir.clone(), root)),
+        progress: Box::new(move |event| {
+            let Ok(bar) = shared.lock() else { return };
+            match event {
+                Progress::Stage(stage) => bar.set_message(stage),
+                Progress::CellsStarted(total) => {
+                    bar.set_length(total as u64);
+                    bar.set_message("fitting");
+                }
+                Progress::CellDone(label) => {
+                    bar.inc(1);
+                    bar.set_message(label);
+                }
+            }
+        }),
+    };
+    let summary = run_manifest(manifest, &options).map_err(|e| {
+        let offline = matches!(
+            &e,
+            PipelineError::Data(DataError::Fetch { .. } | DataError::AllSourcesFailed { .. })
+        );
+        let hint = if offline {
+            "\nhint: without internet access, point PATHREG_MIRROR (or `cargo xtask fetch --mirror`) at a \
+             folder laid out like uci/<name>/…, mnist/… (e.g. ../shared/datasets), or adopt files with \
+             `cargo xtask fetch --import <dir>`"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("running {}: {e}{hint}", manifest.display())
+    })?;
+    bar.finish_and_clear();
+    if !quiet {
+        eprintln!(
+            "{}: {} cells ({} cache hits, {} computed) in {:.2} s → {} (result hash {})",
+            manifest.display(),
+            summary.cells,
+            summary.cache_hits,
+            summary.cache_misses,
+            summary.wall_s,
+            summary.output_dir.display(),
+            &summary.result_hash[..16]
+        );
+    }
+    Ok(summary)
+}
