@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use pathreg_core::network::standard_normal;
-use pathreg_pipeline::manifest::load_any;
-use pathreg_pipeline::{RunOptions, RunSummary, run_manifest};
+use pathreg_pipeline::{RunOptions, RunSummary, load_manifest, run_manifest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -195,7 +194,10 @@ fn bad_classification_manifests_name_the_key_and_line() {
     ];
     for (text, key, reason) in cases {
         let (_dir, path) = setup(&text);
-        let err = load_any(&path).unwrap_err().to_string();
+        let err = load_manifest(&path)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(
             err.contains(key) && err.contains(reason) && err.contains("blobs.toml:"),
             "expected {key}: {reason}, got {err}"

@@ -159,9 +159,7 @@ impl Cache {
                 root.join(s)
             }
             Some(s) => {
-                return Err(PipelineError::Verification(format!(
-                    "{s:?} is not a cache stage name"
-                )));
+                return Err(PipelineError::CacheStage(s.to_string()));
             }
             None => root.clone(),
         };

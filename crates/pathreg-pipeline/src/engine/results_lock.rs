@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::RunSummary;
+use super::hashing::{ROUNDED_DIGITS, RowHash};
 use crate::PipelineError;
-use crate::outputs::{ROUNDED_DIGITS, RowHash};
-use crate::run::RunSummary;
 
 /// The lock file.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -61,8 +61,11 @@ impl LockFile {
 
     /// Writes the lock atomically.
     pub fn write(&self, path: &Path) -> Result<(), PipelineError> {
-        let mut text = serde_json::to_string_pretty(self)
-            .map_err(|e| PipelineError::Verification(format!("lock file: {e}")))?;
+        let mut text =
+            serde_json::to_string_pretty(self).map_err(|source| PipelineError::Json {
+                path: path.to_path_buf(),
+                source,
+            })?;
         text.push('\n');
         pathreg_report::write_atomic(path, text.as_bytes())?;
         Ok(())

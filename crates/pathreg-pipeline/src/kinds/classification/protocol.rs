@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use ndarray::{Array1, ArrayView2};
-use pathreg_core::sampled::{self, Objective11, SampledArrangements, SampledVariables};
+use pathreg_core::unconstrained::{self, Objective11, SampledArrangements, SampledVariables};
 use pathreg_core::{ParallelNetwork, Regularizer};
 use pathreg_data::Dataset;
 use pathreg_solvers::{
@@ -26,12 +26,11 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::{ClassificationExperiment, OptimizerGrid, OptimizerKind};
 use crate::PipelineError;
-use crate::seeds::derive_seed;
+use crate::engine::seeds::derive_seed;
+use pathreg_core::convex::ACTIVE_GROUP_TOLERANCE;
 
 /// Power iterations for `‖X̃‖²` (the unit of the convex SGD rate).
 const POWER_ITERATIONS: usize = 10;
-/// Groups with `‖Z_k‖` below this fraction of the largest count as pruned.
-const ACTIVE_GROUP_TOLERANCE: f64 = 1e-6;
 
 /// The non-convex network or its convex counterpart (11).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,9 +223,7 @@ pub(crate) fn run_cell(
         break;
     }
     let Some((lr, fits)) = final_fit else {
-        return Err(PipelineError::Verification(
-            "the learning-rate grid is empty".into(),
-        ));
+        return Err(PipelineError::EmptyLearningRateGrid);
     };
     let time_s = start.elapsed().as_secs_f64();
     let train_scores = ctx.scores(&fits, x)?;
@@ -264,7 +261,7 @@ fn validation_split(
     );
     let (fit, validation) = pathreg_data::split::stratified_indices(
         &split.train_classes,
-        experiment.validation_fraction,
+        experiment.data.validation_fraction,
         seed,
     )?;
     if fit.is_empty() || validation.is_empty() {
@@ -304,7 +301,8 @@ impl Context<'_> {
             (OptimizerKind::Sgd { .. }, None) => x.nrows() as f64,
             (OptimizerKind::Sgd { .. }, Some(arrangements)) => {
                 let masks = arrangements.masks(x)?;
-                sampled::operator_norm_squared(x, &masks, POWER_ITERATIONS)?.max(f64::MIN_POSITIVE)
+                unconstrained::operator_norm_squared(x, &masks, POWER_ITERATIONS)?
+                    .max(f64::MIN_POSITIVE)
             }
         })
     }
@@ -384,12 +382,7 @@ impl Context<'_> {
         let mut batches = ChaCha8Rng::seed_from_u64(self.batch_seed(binary));
         let optimizer = match self.optimizer.kind {
             OptimizerKind::Sgd { momentum } => Optimizer::Sgd { lr: step, momentum },
-            OptimizerKind::Adam => Optimizer::Adam {
-                lr: step,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-            },
+            OptimizerKind::Adam => Optimizer::adam(step),
         };
         match &self.arrangements {
             None => {
@@ -458,10 +451,8 @@ impl Context<'_> {
         fits.iter()
             .map(|fit| match (&fit.trained, &masks) {
                 (Trained::Nonconvex(net), _) => Ok(net.predict(x)?),
-                (Trained::Convex(vars), Some(masks)) => Ok(sampled::predict(x, masks, vars)?),
-                (Trained::Convex(_), None) => Err(PipelineError::Verification(
-                    "a convex model without its arrangements".into(),
-                )),
+                (Trained::Convex(vars), Some(masks)) => Ok(unconstrained::predict(x, masks, vars)?),
+                (Trained::Convex(_), None) => Err(PipelineError::MissingArrangements),
             })
             .collect()
     }
@@ -496,10 +487,11 @@ impl Context<'_> {
             let Trained::Convex(vars) = &fit.trained else {
                 continue;
             };
-            let network = sampled::to_network(arrangements, x, vars, self.experiment.model.m2)?;
+            let network =
+                unconstrained::to_network(arrangements, x, vars, self.experiment.model.m2)?;
             mapped_train.push(network.predict(x)?);
             mapped_test.push(network.predict(x_test)?);
-            let report = sampled::violation_report(x, &masks, vars)?;
+            let report = unconstrained::violation_report(x, &masks, vars)?;
             violation_relative = violation_relative.max(report.relative);
             let norms = vars.group_norms();
             let largest = norms.iter().copied().fold(0.0, f64::max);

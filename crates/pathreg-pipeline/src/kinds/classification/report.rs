@@ -12,7 +12,6 @@ use super::manifest::ClassificationExperiment;
 use super::protocol::{self, CellOutcome, ModelKind, SplitData};
 use super::{Cell, MODELS};
 use crate::PipelineError;
-use crate::outputs::write_json;
 
 /// Mean and sample standard deviation (0 for one value).
 fn mean_std(values: &[f64]) -> (f64, f64) {
@@ -63,6 +62,7 @@ impl Summary<'_> {
     /// non-convex one, for `optimizer`.
     fn convex_at_least(&self, optimizer: usize) -> usize {
         self.experiment
+            .data
             .datasets
             .iter()
             .filter(|name| {
@@ -79,7 +79,7 @@ impl Summary<'_> {
     fn convex_at_least_per_split(&self, optimizer: usize) -> (usize, usize) {
         let mut wins = 0;
         let mut total = 0;
-        for name in &self.experiment.datasets {
+        for name in &self.experiment.data.datasets {
             let nc = self.test_accuracies(name, optimizer, ModelKind::Nonconvex);
             let cv = self.test_accuracies(name, optimizer, ModelKind::Convex);
             for (a, b) in nc.iter().zip(&cv) {
@@ -98,7 +98,6 @@ pub(super) fn write_outputs(
     experiment: &ClassificationExperiment,
     splits: &[SplitData],
     cells: &[Cell],
-    run_info: &serde_json::Value,
     wall_s: f64,
 ) -> Result<(), PipelineError> {
     write_results(dir, experiment, splits, cells)?;
@@ -111,7 +110,7 @@ pub(super) fn write_outputs(
     write_atomic(&dir.join("table.md"), md.as_bytes())?;
     scatter_plot(&summary).write_svg(&dir.join("test_accuracy.svg"))?;
     scatter_plot(&summary).write_png(&dir.join("test_accuracy.png"))?;
-    write_json(&dir.join("run.json"), run_info)
+    Ok(())
 }
 
 /// results.csv/.parquet (one row per cell) and search.csv (one row per
@@ -276,7 +275,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
     if !e.description.is_empty() {
         md.push_str(&format!("{}\n\n", e.description));
     }
-    let seeds = e.split_seeds.len();
+    let seeds = e.data.split_seeds.len();
     md.push_str(&format!(
         "Model (m1, m2, K, β) = ({}, {}, {}, {}), {} loss on labels ±1 (one versus rest for more than two classes). \
          The convex model is the unconstrained program (11) over K sampled arrangements (P1·P2 = K) with λ = {}. \
@@ -291,9 +290,9 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         format!("{:?}", m.loss).to_lowercase(),
         t.lambda,
         seeds,
-        (e.test_fraction * 100.0).round(),
-        e.split_seeds,
-        (e.validation_fraction * 100.0).round(),
+        (e.data.test_fraction * 100.0).round(),
+        e.data.split_seeds,
+        (e.data.validation_fraction * 100.0).round(),
         t.search_epochs,
         if t.stop_at_full_accuracy {
             "until training accuracy 1"
@@ -316,7 +315,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         }
     }
     let mut rows = Vec::new();
-    for name in &e.datasets {
+    for name in &e.data.datasets {
         let (n, d) = s.shape(name);
         let short = name.strip_prefix("uci:").unwrap_or(name);
         let mut row = vec![short.to_string(), n.to_string(), d.to_string()];
@@ -346,7 +345,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         }
         rows.push(row);
     }
-    let total = e.datasets.len();
+    let total = e.data.datasets.len();
     let mut summary_row = vec![
         "Convex higher or equal".to_string(),
         String::new(),
@@ -404,7 +403,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         "active groups",
     ];
     let mut rows = Vec::new();
-    for name in &e.datasets {
+    for name in &e.data.datasets {
         for (oi, o) in e.optimizers.iter().enumerate() {
             for model in MODELS {
                 let group = s.cells_of(name, oi, model);
@@ -496,7 +495,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
          Compute per cell (learning-rate search + final training, as measured when the cell was computed): \
          median {:.2} s, max {:.2} s, total {:.1} s. This run's wall time: {:.1} s on {} threads.\n",
         s.cells.len(),
-        e.datasets.len(),
+        e.data.datasets.len(),
         seeds,
         e.optimizers.len(),
         cached,
@@ -521,6 +520,7 @@ fn scatter_plot(s: &Summary) -> LinePlot {
     for (oi, o) in s.experiment.optimizers.iter().enumerate() {
         let points: Vec<(f64, f64)> = s
             .experiment
+            .data
             .datasets
             .iter()
             .map(|name| {

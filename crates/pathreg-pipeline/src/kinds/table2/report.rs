@@ -1,51 +1,21 @@
-//! Writing `outputs/<name>/`: results.csv, results.parquet, table.md,
-//! data.csv, figures and run.json. Everything is written into a staging folder
-//! first and swapped in at the end, so a killed run never leaves a half-written
-//! output folder behind.
+//! Table 2's outputs: results.csv, results.parquet, table.md (the paper's
+//! layout, published values alongside), data.csv, the objective curves
+//! (curves.csv and one figure per K) and the run.json details.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pathreg_report::{
     Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
     write_parquet,
 };
-use sha2::{Digest, Sha256};
 
+use super::run::{CellResult, Inputs, LoadedArrangements};
 use crate::PipelineError;
-use crate::manifest::SweepValue;
-use crate::provenance::RunInfo;
-use crate::run::{CellResult, Prepared};
+use crate::engine::hashing::HashInput;
+use crate::manifest::sweep::SweepValue;
 
-/// Significant digits of the rounded hash.
-pub const ROUNDED_DIGITS: usize = 6;
-
-/// A result row's identity and hashes, for the lock file and `verify`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RowHash {
-    /// `method K=.. run=.. key=value…`: unique within an experiment.
-    pub label: String,
-    /// SHA-256 of the row's exact values (floats by their bits).
-    pub exact: String,
-    /// SHA-256 of the row's values rounded to [`ROUNDED_DIGITS`] significant digits.
-    pub rounded: String,
-    /// The objective, rounded, for readable diffs.
-    pub objective: String,
-}
-
-/// The experiment-level hashes and the per-row ones.
-#[derive(Debug, Clone)]
-pub(crate) struct Hashes {
-    pub exact: String,
-    pub rounded: String,
-    pub rows: Vec<RowHash>,
-}
-
-fn rounded(v: f64) -> String {
-    format!("{:.*e}", ROUNDED_DIGITS - 1, v)
-}
-
-pub(crate) fn row_label(r: &CellResult) -> String {
+fn row_label(r: &CellResult) -> String {
     let mut label = format!("{} K={} run={}", r.fit.method, r.k, r.run);
     for (key, value) in r.coords.iter().filter(|(k, _)| k != "K") {
         label.push_str(&format!(" {key}={value}"));
@@ -53,59 +23,9 @@ pub(crate) fn row_label(r: &CellResult) -> String {
     label
 }
 
-/// What a row contributes to the hashes: its label, its discrete fields and
-/// its float values (never timings or cache flags).
-pub(crate) struct HashInput {
-    pub label: String,
-    pub texts: Vec<String>,
-    pub values: Vec<f64>,
-    /// The value shown in `verify`'s diff.
-    pub headline: f64,
-}
-
-/// The exact hash (float bits) and the rounded hash ([`ROUNDED_DIGITS`]
-/// significant digits) of every row and of the whole result.
-pub(crate) fn hash_rows(inputs: &[HashInput]) -> Hashes {
-    let mut all_exact = Sha256::new();
-    let mut all_rounded = Sha256::new();
-    all_exact.update(b"pathreg/results/v3");
-    all_rounded.update(b"pathreg/results-rounded/v3");
-    let mut rows = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let mut exact = Sha256::new();
-        let mut round = Sha256::new();
-        for part in std::iter::once(&input.label).chain(&input.texts) {
-            for hasher in [&mut exact, &mut round] {
-                hasher.update((part.len() as u64).to_le_bytes());
-                hasher.update(part.as_bytes());
-            }
-        }
-        for v in &input.values {
-            exact.update(v.to_bits().to_le_bytes());
-            let text = rounded(*v);
-            round.update((text.len() as u64).to_le_bytes());
-            round.update(text.as_bytes());
-        }
-        let row = RowHash {
-            label: input.label.clone(),
-            exact: hex::encode(exact.finalize()),
-            rounded: hex::encode(round.finalize()),
-            objective: rounded(input.headline),
-        };
-        all_exact.update(row.exact.as_bytes());
-        all_rounded.update(row.rounded.as_bytes());
-        rows.push(row);
-    }
-    Hashes {
-        exact: hex::encode(all_exact.finalize()),
-        rounded: hex::encode(all_rounded.finalize()),
-        rows,
-    }
-}
-
-/// Hashes of the convex-vs-non-convex rows.
-pub(crate) fn hashes(results: &[CellResult]) -> Hashes {
-    let inputs: Vec<HashInput> = results
+/// What each convex-vs-non-convex row contributes to the result hashes.
+pub(super) fn hash_inputs(results: &[CellResult]) -> Vec<HashInput> {
+    results
         .iter()
         .map(|r| {
             let f = &r.fit;
@@ -124,96 +44,89 @@ pub(crate) fn hashes(results: &[CellResult]) -> Hashes {
                 headline: f.objective,
             }
         })
-        .collect();
-    hash_rows(&inputs)
+        .collect()
 }
 
-/// Writes an output folder: `fill` writes into a fresh staging folder beside
-/// `output_dir`, which then replaces `output_dir` by renames, so readers never
-/// see a half-written folder.
-pub(crate) fn write_folder(
-    output_dir: &Path,
-    fill: impl FnOnce(&Path) -> Result<(), PipelineError>,
-) -> Result<(), PipelineError> {
-    let parent = output_dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io_error(parent))?;
-    let staging = staging_dir(output_dir);
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(io_error(&staging))?;
-    if let Err(e) = fill(&staging) {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    let previous = output_dir.with_extension("previous");
-    if previous.exists() {
-        std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
-    }
-    if output_dir.exists() {
-        std::fs::rename(output_dir, &previous).map_err(io_error(output_dir))?;
-    }
-    std::fs::rename(&staging, output_dir).map_err(io_error(output_dir))?;
-    if previous.exists() {
-        std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
-    }
-    Ok(())
-}
-
-/// Writes `run.json`.
-pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), PipelineError> {
-    let json = serde_json::to_string_pretty(value)
-        .map_err(|e| PipelineError::Verification(format!("run.json: {e}")))?;
-    write_atomic(path, json.as_bytes())?;
-    Ok(())
-}
-
-fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
-    move |source| PipelineError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-pub(crate) fn write_all(
-    output_dir: &Path,
-    prepared: &Prepared,
+/// Writes every table and figure into `staging`.
+pub(super) fn write(
+    staging: &Path,
+    inputs: &Inputs<'_>,
     results: &[CellResult],
-    run_info: &RunInfo,
 ) -> Result<(), PipelineError> {
-    write_folder(output_dir, |staging| {
-        let table = results_table(prepared, results)?;
-        write_csv(&table, &staging.join("results.csv"))?;
-        write_parquet(&table, &staging.join("results.parquet"))?;
-        if let [only] = prepared.data.as_slice() {
-            write_atomic(&staging.join("data.csv"), only.dataset.to_csv().as_bytes())?;
-        } else {
-            for (i, d) in prepared.data.iter().enumerate() {
-                write_atomic(
-                    &staging.join(format!("data_{}.csv", i + 1)),
-                    d.dataset.to_csv().as_bytes(),
-                )?;
+    let table = results_table(inputs, results)?;
+    write_csv(&table, &staging.join("results.csv"))?;
+    write_parquet(&table, &staging.join("results.parquet"))?;
+    if let [only] = inputs.data.as_slice() {
+        write_atomic(&staging.join("data.csv"), only.dataset.to_csv().as_bytes())?;
+    } else {
+        for (i, d) in inputs.data.iter().enumerate() {
+            write_atomic(
+                &staging.join(format!("data_{}.csv", i + 1)),
+                d.dataset.to_csv().as_bytes(),
+            )?;
+        }
+    }
+    write_atomic(
+        &staging.join("table.md"),
+        markdown(inputs, results).as_bytes(),
+    )?;
+    write_csv(&curves_table(results)?, &staging.join("curves.csv"))?;
+    write_figures(staging, inputs, results)
+}
+
+/// run.json's details: every dataset, arrangement set and convex solve.
+pub(super) fn details(
+    inputs: &Inputs<'_>,
+    sets: &LoadedArrangements,
+    results: &[CellResult],
+) -> serde_json::Value {
+    let data: Vec<serde_json::Value> = inputs
+        .data
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "seed": format!("{:016x}", d.seed),
+                "sha256": d.sha256,
+                "n": d.dataset.n(),
+                "d": d.dataset.d(),
+            })
+        })
+        .collect();
+    let arrangements: Vec<serde_json::Value> = inputs
+        .arrangements
+        .iter()
+        .zip(sets)
+        .map(|((request, key), (set, cached))| {
+            serde_json::json!({
+                "cache_key": key.hash,
+                "mode": format!("{:?}", set.mode()).to_lowercase(),
+                "seed": request.seed().map(|s| format!("{s:016x}")),
+                "count": set.len(),
+                "cached": cached,
+            })
+        })
+        .collect();
+    let mut convex: Vec<(String, serde_json::Value)> = Vec::new();
+    for r in results {
+        if let Some(details) = &r.fit.convex {
+            let point = inputs.experiment.points[r.point].group_label();
+            if !convex.iter().any(|(p, _)| *p == point) {
+                let mut entry = serde_json::to_value(details).unwrap_or_default();
+                if let serde_json::Value::Object(map) = &mut entry {
+                    map.insert("point".into(), point.clone().into());
+                }
+                convex.push((point, entry));
             }
         }
-        write_atomic(
-            &staging.join("table.md"),
-            markdown(prepared, results).as_bytes(),
-        )?;
-        write_csv(&curves_table(results)?, &staging.join("curves.csv"))?;
-        write_figures(staging, prepared, results)?;
-        write_json(&staging.join("run.json"), run_info)
+    }
+    serde_json::json!({
+        "data": data,
+        "arrangements": arrangements,
+        "convex": convex.into_iter().map(|(_, c)| c).collect::<Vec<_>>(),
     })
 }
 
-fn staging_dir(output_dir: &Path) -> PathBuf {
-    let name = output_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    output_dir.with_file_name(format!(".{name}.staging-{}", std::process::id()))
-}
-
-fn results_table(prepared: &Prepared, results: &[CellResult]) -> Result<Table, PipelineError> {
+fn results_table(inputs: &Inputs<'_>, results: &[CellResult]) -> Result<Table, PipelineError> {
     let strings = |f: &dyn Fn(&CellResult) -> String| Column::Str(results.iter().map(f).collect());
     let floats = |f: &dyn Fn(&CellResult) -> f64| Column::F64(results.iter().map(f).collect());
     let ints = |f: &dyn Fn(&CellResult) -> i64| Column::I64(results.iter().map(f).collect());
@@ -221,7 +134,7 @@ fn results_table(prepared: &Prepared, results: &[CellResult]) -> Result<Table, P
     table.push_column("method", strings(&|r| r.fit.method.clone()))?;
     table.push_column("K", ints(&|r| r.k as i64))?;
     table.push_column("run", ints(&|r| r.run as i64))?;
-    for key in prepared.experiment.sweep_keys.iter().filter(|k| *k != "K") {
+    for key in inputs.experiment.sweep_keys.iter().filter(|k| *k != "K") {
         let value = |r: &CellResult| r.coords.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
         let all_int = results
             .iter()
@@ -310,9 +223,9 @@ fn objective_cell(objective: f64, time_s: f64) -> [String; 2] {
 }
 
 /// Sweep points grouped by their coordinates other than K, in order.
-fn groups(prepared: &Prepared) -> Vec<(String, Vec<usize>)> {
+fn groups(inputs: &Inputs<'_>) -> Vec<(String, Vec<usize>)> {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    for (pi, point) in prepared.experiment.points.iter().enumerate() {
+    for (pi, point) in inputs.experiment.points.iter().enumerate() {
         let label = point.group_label();
         match groups.iter_mut().find(|(l, _)| *l == label) {
             Some((_, points)) => points.push(pi),
@@ -322,8 +235,8 @@ fn groups(prepared: &Prepared) -> Vec<(String, Vec<usize>)> {
     groups
 }
 
-fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
-    let e = &prepared.experiment;
+fn markdown(inputs: &Inputs<'_>, results: &[CellResult]) -> String {
+    let e = &inputs.experiment;
     let runs = e
         .points
         .iter()
@@ -342,7 +255,7 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
          m1 = {}, m2 = {}, β = {} unless the sweep says otherwise.\n",
         e.model.m1, e.model.m2, e.model.beta
     );
-    for (label, points) in groups(prepared) {
+    for (label, points) in groups(inputs) {
         if !label.is_empty() {
             let _ = writeln!(out, "\n## {label}\n");
         }
@@ -418,7 +331,7 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
         );
     }
     let _ = writeln!(out, "\n## Details\n");
-    for (i, d) in prepared.data.iter().enumerate() {
+    for (i, d) in inputs.data.iter().enumerate() {
         let _ = writeln!(
             out,
             "- Data {}: n = {}, d = {}, SHA-256 of data CSV {}.",
@@ -449,9 +362,7 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
                 format!(" [{label}]")
             },
             details.arrangement_count,
-            prepared.arrangements[prepared.point_inputs[r.point].1]
-                .set
-                .mode(),
+            e.points[r.point].arrangements.mode,
             details.solver_status,
             details.working_set_rounds,
             details.working_set_size,
@@ -484,11 +395,11 @@ fn markdown(prepared: &Prepared, results: &[CellResult]) -> String {
 
 fn write_figures(
     dir: &Path,
-    prepared: &Prepared,
+    inputs: &Inputs<'_>,
     results: &[CellResult],
 ) -> Result<(), PipelineError> {
-    let e = &prepared.experiment;
-    let groups = groups(prepared);
+    let e = &inputs.experiment;
+    let groups = groups(inputs);
     for (gi, (label, points)) in groups.iter().enumerate() {
         for &pi in points {
             let Some(k) = e.points[pi].k else { continue };

@@ -13,23 +13,21 @@ pub mod manifest;
 mod protocol;
 mod report;
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::time::Instant;
-
 use pathreg_data::DataError;
-use pathreg_data::registry::{DataConfig, load};
+use pathreg_data::registry::{self, DataConfig};
 use pathreg_data::split::Split;
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
-use crate::cache::{Cache, CacheKey};
-use crate::outputs::{HashInput, hash_rows, write_folder};
-use crate::run::{Progress, RunOptions, RunSummary};
+use crate::engine::cache::{Cache, CacheKey};
+use crate::engine::hashing::HashInput;
+use crate::engine::{Report, Run, list_cells};
+use crate::manifest::ManifestFile;
 pub use manifest::ClassificationExperiment;
 use protocol::{CellOutcome, ModelKind, SplitData, run_cell};
 
+/// The cache stage of one cell.
+pub const STAGE: &str = "classification";
 /// Cache schema version of the `classification` stage.
 const CLASSIFICATION_VERSION: u32 = 2;
 /// Label columns with more distinct values than this are not class labels.
@@ -48,20 +46,20 @@ struct Job {
 /// Loads every (dataset, split seed) pair, in manifest order.
 fn load_splits(experiment: &ClassificationExperiment) -> Result<Vec<SplitData>, PipelineError> {
     let mut splits = Vec::new();
-    for name in &experiment.datasets {
-        for &seed in &experiment.split_seeds {
+    for name in &experiment.data.datasets {
+        for &seed in &experiment.data.split_seeds {
             let mut config = DataConfig::from_env();
             config.seed = seed;
             config.split = Some(Split::Stratified {
-                test_fraction: experiment.test_fraction,
+                test_fraction: experiment.data.test_fraction,
                 seed,
             });
-            config.preprocess = experiment.preprocess;
+            config.preprocess = experiment.data.preprocess;
             let source = match name.strip_prefix("csv:") {
-                Some(file) => format!("csv:{}", experiment.base_dir.join(file).display()),
+                Some(file) => format!("csv:{}", experiment.data.base_dir.join(file).display()),
                 None => name.clone(),
             };
-            let loaded = load(&source, &config)?;
+            let loaded = registry::load(&source, &config)?;
             let (train_classes, test_classes, n_classes) =
                 class_indices(name, &loaded.train.y, &loaded.test.y)?;
             let mut hasher = Sha256::new();
@@ -149,19 +147,14 @@ fn cell_key(experiment: &ClassificationExperiment, split: &SplitData, job: &Job)
         "dataset": split.name,
         "split_seed": split.split_seed,
         "seed": experiment.seed,
-        "validation_fraction": experiment.validation_fraction,
+        "validation_fraction": experiment.data.validation_fraction,
         "model": experiment.model,
         "training": experiment.training,
         "optimizer": optimizer.kind,
         "kind": job.model,
         "grid": grid,
     });
-    CacheKey::new(
-        "classification",
-        CLASSIFICATION_VERSION,
-        &params,
-        &[&split.sha256],
-    )
+    CacheKey::new(STAGE, CLASSIFICATION_VERSION, &params, &[&split.sha256])
 }
 
 fn cell_label(experiment: &ClassificationExperiment, split: &SplitData, job: &Job) -> String {
@@ -174,100 +167,107 @@ fn cell_label(experiment: &ClassificationExperiment, split: &SplitData, job: &Jo
     )
 }
 
-/// Each cell's label and whether it is cached (for `list`). Loads the data
-/// (the key depends on the split's rows) but trains nothing.
-pub(crate) fn cached(
-    experiment: &ClassificationExperiment,
-    cache_root: &Path,
-) -> Result<Vec<(String, bool)>, PipelineError> {
-    let cache = Cache::new(Some(cache_root.to_path_buf()));
-    let splits = load_splits(experiment)?;
-    Ok(jobs(experiment, splits.len())
-        .iter()
-        .map(|job| {
-            let split = &splits[job.split];
-            (
-                cell_label(experiment, split, job),
-                cache.contains(&cell_key(experiment, split, job)),
-            )
-        })
-        .collect())
+/// One cell: a split, an optimizer and a model, with its key.
+struct JobCell<'a> {
+    experiment: &'a ClassificationExperiment,
+    split: &'a SplitData,
+    job: Job,
 }
 
-/// Runs a `kind = "classification"` manifest and writes `outputs/<name>/`.
-pub(crate) fn run(
-    experiment: ClassificationExperiment,
-    manifest_text: String,
-    path: &Path,
-    options: &RunOptions,
-    start: Instant,
-) -> Result<RunSummary, PipelineError> {
-    let cache = Cache::new(options.cache_root.clone());
-    (options.progress)(Progress::Stage("data".into()));
-    let data_start = Instant::now();
-    let splits = load_splits(&experiment)?;
-    let data_s = data_start.elapsed().as_secs_f64();
-    let jobs = jobs(&experiment, splits.len());
-    (options.progress)(Progress::CellsStarted(jobs.len()));
-    let cells_start = Instant::now();
-    let outcomes: Vec<(CellOutcome, bool)> = jobs
-        .par_iter()
-        .with_max_len(1)
-        .map(|job| {
-            let split = &splits[job.split];
-            let key = cell_key(&experiment, split, job);
-            let result = cache.get_or_compute(
-                &key,
-                |o: &CellOutcome| bincode::serialize(o).unwrap_or_default(),
-                |b| bincode::deserialize(b).ok(),
-                || {
-                    run_cell(
-                        &experiment,
-                        split,
-                        &experiment.optimizers[job.optimizer],
-                        job.model,
-                    )
-                },
-            );
-            if result.is_ok() {
-                (options.progress)(Progress::CellDone(cell_label(&experiment, split, job)));
-            }
-            result
-        })
-        .collect::<Result<_, _>>()?;
-    let cells_s = cells_start.elapsed().as_secs_f64();
-    let cells: Vec<Cell> = jobs
-        .iter()
-        .zip(outcomes)
-        .map(|(job, (outcome, cached))| Cell {
-            job: *job,
-            outcome,
-            cached,
-        })
-        .collect();
+impl crate::engine::Cell for JobCell<'_> {
+    type Output = CellOutcome;
 
-    let hashes = hash_rows(&hash_inputs(&experiment, &splits, &cells));
-    let mut stage_times = BTreeMap::new();
-    stage_times.insert("data".to_string(), data_s);
-    stage_times.insert("cells".to_string(), cells_s);
-    let common = crate::provenance::Common::collect_named(
-        &experiment.name,
-        crate::manifest::ExperimentKind::Classification,
-        cells.len(),
-        path,
-        &manifest_text,
-        &hashes,
-        &options.workspace_root,
-        &cache,
-        stage_times,
-        start,
-    );
+    fn key(&self) -> CacheKey {
+        cell_key(self.experiment, self.split, &self.job)
+    }
+
+    fn label(&self) -> String {
+        cell_label(self.experiment, self.split, &self.job)
+    }
+
+    fn compute(&self, _cache: &Cache) -> Result<CellOutcome, PipelineError> {
+        run_cell(
+            self.experiment,
+            self.split,
+            &self.experiment.optimizers[self.job.optimizer],
+            self.job.model,
+        )
+    }
+}
+
+fn job_cells<'a>(
+    experiment: &'a ClassificationExperiment,
+    splits: &'a [SplitData],
+) -> Vec<JobCell<'a>> {
+    jobs(experiment, splits.len())
+        .into_iter()
+        .map(|job| JobCell {
+            experiment,
+            split: &splits[job.split],
+            job,
+        })
+        .collect()
+}
+
+/// The registry name.
+pub const KIND: &str = "classification";
+/// The cache stages this kind writes.
+pub const STAGES: &[&str] = &[STAGE];
+
+/// Reads and validates a manifest of this kind.
+pub fn load(file: &ManifestFile) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
+    Ok(Box::new(manifest::parse(file)?))
+}
+
+impl crate::engine::Experiment for ClassificationExperiment {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn seed(&self) -> Option<u64> {
+        Some(self.seed)
+    }
+
+    fn run<'a>(&'a self, run: &mut Run<'_>) -> Result<Report<'a>, PipelineError> {
+        let splits = run.stage("data", |_| load_splits(self))?;
+        let outcomes = run.cells(&job_cells(self, &splits))?;
+        let cells: Vec<Cell> = jobs(self, splits.len())
+            .into_iter()
+            .zip(outcomes)
+            .map(|(job, computed)| Cell {
+                job,
+                outcome: computed.value,
+                cached: computed.cached,
+            })
+            .collect();
+        let rows = hash_inputs(self, &splits, &cells);
+        let details = details(self, &splits, &cells);
+        let wall_s = run.elapsed_s();
+        Ok(Report {
+            rows,
+            details,
+            write: Box::new(move |dir| report::write_outputs(dir, self, &splits, &cells, wall_s)),
+        })
+    }
+
+    fn list(&self, cache: &Cache) -> Result<Vec<(String, bool)>, PipelineError> {
+        let splits = load_splits(self)?;
+        Ok(list_cells(cache, &job_cells(self, &splits)))
+    }
+}
+
+/// run.json's details: the experiment, every split and every cell's outcome.
+fn details(
+    experiment: &ClassificationExperiment,
+    splits: &[SplitData],
+    cells: &[Cell],
+) -> serde_json::Value {
     let per_cell: Vec<serde_json::Value> = cells
         .iter()
         .map(|c| {
             let split = &splits[c.job.split];
             serde_json::json!({
-                "cell": cell_label(&experiment, split, &c.job),
+                "cell": cell_label(experiment, split, &c.job),
                 "cached": c.cached,
                 "outcome": c.outcome,
             })
@@ -283,24 +283,11 @@ pub(crate) fn run(
             })
         })
         .collect();
-    let run_info = serde_json::json!({
-        "run": common,
+    serde_json::json!({
         "experiment": experiment,
         "splits": datasets,
         "cells": per_cell,
-    });
-    let output_dir = options.outputs_root.join(&experiment.name);
-    let wall_s = start.elapsed().as_secs_f64();
-    write_folder(&output_dir, |dir| {
-        report::write_outputs(dir, &experiment, &splits, &cells, &run_info, wall_s)
-    })?;
-    Ok(RunSummary::new(
-        output_dir,
-        hashes,
-        cells.len(),
-        &cache,
-        start,
-    ))
+    })
 }
 
 /// A finished cell placed at its coordinates.

@@ -1,0 +1,51 @@
+//! `kind = "convex_vs_nonconvex"` (Table 2): per sweep point, the certified
+//! global optimum of the convex program (21) and `runs` non-convex training
+//! runs per K, compared on the training objective (4).
+
+pub mod manifest;
+mod report;
+mod run;
+
+use crate::PipelineError;
+use crate::engine::cache::Cache;
+use crate::engine::{Report, Run};
+use crate::manifest::ManifestFile;
+use crate::stages::arrangements;
+pub use manifest::Experiment;
+
+/// The registry name.
+pub const KIND: &str = "convex_vs_nonconvex";
+/// The cache stages this kind writes.
+pub const STAGES: &[&str] = &[arrangements::STAGE, run::CONVEX_STAGE, run::NONCONVEX_STAGE];
+
+/// Reads and validates a manifest of this kind.
+pub fn load(file: &ManifestFile) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
+    Ok(Box::new(manifest::parse(file)?))
+}
+
+impl crate::engine::Experiment for Experiment {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn seed(&self) -> Option<u64> {
+        Some(self.seed)
+    }
+
+    fn run<'a>(&'a self, run: &mut Run<'_>) -> Result<Report<'a>, PipelineError> {
+        let (inputs, sets, results) = run::run_cells(self, run)?;
+        Ok(Report {
+            rows: report::hash_inputs(&results),
+            details: report::details(&inputs, &sets, &results),
+            write: Box::new(move |dir| report::write(dir, &inputs, &results)),
+        })
+    }
+
+    fn list(&self, cache: &Cache) -> Result<Vec<(String, bool)>, PipelineError> {
+        let inputs = run::inputs(self)?;
+        Ok(run::labelled_keys(&inputs)
+            .into_iter()
+            .map(|(label, key)| (label, cache.contains(&key)))
+            .collect())
+    }
+}
