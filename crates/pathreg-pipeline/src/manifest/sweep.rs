@@ -71,6 +71,9 @@ impl SweepValue {
     }
 }
 
+/// A cell's `(key, value)` for every swept key, in manifest order of the keys.
+pub type Coords = Vec<(String, SweepValue)>;
+
 /// One swept key's value in one cell.
 #[derive(Debug, Clone)]
 pub struct Assignment {
@@ -164,14 +167,33 @@ impl Sweep {
         })
     }
 
+    /// Every cell as a copy of `base` with the cell's values applied by
+    /// `apply`, and the cell's coordinates in manifest order of the keys.
+    pub fn points<P: Clone>(
+        &self,
+        base: &P,
+        mut apply: impl FnMut(&mut P, &Assignment) -> Result<(), PipelineError>,
+    ) -> Result<Vec<(P, Coords)>, PipelineError> {
+        self.cells
+            .iter()
+            .map(|cell| {
+                let mut point = base.clone();
+                for assignment in cell {
+                    apply(&mut point, assignment)?;
+                }
+                Ok((point, self.coords(cell)))
+            })
+            .collect()
+    }
+
     /// Whether `key` is swept.
     pub fn has(&self, key: &str) -> bool {
         self.keys.iter().any(|k| k == key)
     }
 
     /// A cell's `(key, value)` coordinates, in manifest order of the keys.
-    pub fn coords(&self, cell: &[Assignment]) -> Vec<(String, SweepValue)> {
-        let mut coords: Vec<(String, SweepValue)> =
+    fn coords(&self, cell: &[Assignment]) -> Coords {
+        let mut coords: Coords =
             cell.iter().map(|a| (a.key.clone(), a.value)).collect();
         coords.sort_by_key(|(k, _)| self.keys.iter().position(|x| x == k));
         coords

@@ -12,7 +12,7 @@ use crate::PipelineError;
 use crate::manifest::sections::{
     ConvexSpec, DataSpec, ModelSpec, RawArrangements, RawConvex, RawData, RawModel, TeacherSpec,
 };
-use crate::manifest::sweep::{Assignment, Sweep, SweepValue};
+use crate::manifest::sweep::{Assignment, Coords, Sweep};
 use crate::manifest::{Check, ManifestFile, Validator};
 
 /// A validated low-rank experiment.
@@ -36,7 +36,7 @@ pub struct LowRankExperiment {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LowRankPoint {
     /// `(key, value)` for every swept key, in manifest order.
-    pub coords: Vec<(String, SweepValue)>,
+    pub coords: Coords,
     /// Replicate tag mixed into the data seed (`sweep."data.seed"`).
     pub data_tag: Option<i64>,
     /// The low-rank teacher data.
@@ -148,15 +148,11 @@ pub fn parse(file: &ManifestFile) -> Result<LowRankExperiment, PipelineError> {
         data,
         model,
     };
-    let mut points = Vec::with_capacity(sweep.cells.len());
-    for cell in &sweep.cells {
-        let mut point = base.clone();
-        for assignment in cell {
-            point.apply(assignment, &v)?;
-        }
-        point.coords = sweep.coords(cell);
-        points.push(point);
-    }
+    let points = sweep
+        .points(&base, |point, assignment| point.apply(assignment, &v))?
+        .into_iter()
+        .map(|(point, coords)| LowRankPoint { coords, ..point })
+        .collect();
     Ok(LowRankExperiment {
         name,
         description: raw.description,

@@ -65,12 +65,7 @@ pub(super) fn write_outputs(
     let mut normalized = Vec::new();
     let mut energy = Vec::new();
     for (name, s, _) in spectra {
-        let first = s
-            .singular_values
-            .first()
-            .copied()
-            .unwrap_or(1.0)
-            .max(f64::MIN_POSITIVE);
+        let first = s.leading();
         let shares = cumulative_energy(&s.singular_values);
         for (i, (v, share)) in s.singular_values.iter().zip(shares).enumerate() {
             names.push(name.clone());
@@ -149,12 +144,7 @@ pub(super) fn write_outputs(
     );
     plot.log_y = true;
     for (name, s, _) in spectra {
-        let first = s
-            .singular_values
-            .first()
-            .copied()
-            .unwrap_or(1.0)
-            .max(f64::MIN_POSITIVE);
+        let first = s.leading();
         plot.series.push(Series::new(
             name.clone(),
             s.singular_values

@@ -30,6 +30,17 @@ pub(super) struct Spectrum {
     pub spectrum_s: f64,
 }
 
+impl Spectrum {
+    /// `σ_1`, the scale of the normalized spectrum (never zero).
+    pub fn leading(&self) -> f64 {
+        self.singular_values
+            .first()
+            .copied()
+            .unwrap_or(1.0)
+            .max(f64::MIN_POSITIVE)
+    }
+}
+
 /// One dataset of the manifest, as a cell of the engine's loop.
 pub(super) struct DatasetCell {
     pub name: String,

@@ -14,7 +14,7 @@ use crate::PipelineError;
 use crate::manifest::sections::{
     ArrangementSpec, ConvexSpec, DataSpec, ModelSpec, RawArrangements, RawConvex, RawData, RawModel,
 };
-use crate::manifest::sweep::{Assignment, Sweep, SweepValue};
+use crate::manifest::sweep::{Assignment, Coords, Sweep, SweepValue};
 use crate::manifest::{Check, ManifestFile, Validator};
 
 /// A validated convex-vs-non-convex experiment: every default resolved,
@@ -47,7 +47,7 @@ pub struct Experiment {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Point {
     /// `(key, value)` for every swept key, in sweep order.
-    pub coords: Vec<(String, SweepValue)>,
+    pub coords: Coords,
     /// Sub-networks of the non-convex runs (`sweep.K`).
     pub k: Option<usize>,
     /// Replicate tag mixed into the data seed (`sweep."data.seed"`).
@@ -75,7 +75,6 @@ impl Point {
 
     fn apply(&mut self, a: &Assignment, v: &Validator<'_>) -> Result<(), PipelineError> {
         let err = |reason: String| a.error(v, reason);
-        self.coords.push((a.key.clone(), a.value));
         match a.key.as_str() {
             "K" => self.k = Some(a.value.count(&err)?),
             "data.seed" => self.data_tag = Some(a.value.integer(&err)?),
@@ -314,15 +313,11 @@ pub fn parse(file: &ManifestFile) -> Result<Experiment, PipelineError> {
             "is required when [nonconvex] is present (the sub-network counts to train)",
         ));
     }
-    let mut points = Vec::with_capacity(sweep.cells.len());
-    for cell in &sweep.cells {
-        let mut point = base.clone();
-        for assignment in cell {
-            point.apply(assignment, &v)?;
-        }
-        point.coords = sweep.coords(cell);
-        points.push(point);
-    }
+    let points = sweep
+        .points(&base, |point, assignment| point.apply(assignment, &v))?
+        .into_iter()
+        .map(|(point, coords)| Point { coords, ..point })
+        .collect();
     Ok(Experiment {
         name,
         description: raw.description,
