@@ -31,7 +31,22 @@ pub fn run(args: CleanArgs, root: &Path) -> Result<ExitCode> {
             stages.join(", ")
         );
     }
-    let cache = Cache::new(Some(cache_dir(args.cache_dir, root)));
-    cache.clean(args.stage.as_deref())?;
+    let folder = cache_dir(args.cache_dir, root);
+    let cache = Cache::new(Some(folder.clone()));
+    let report = cache.clean(args.stage.as_deref(), &stages)?;
+    println!(
+        "removed {} cache file{} ({:.1} MB) from {}",
+        report.files,
+        if report.files == 1 { "" } else { "s" },
+        report.bytes as f64 / 1e6,
+        folder.display()
+    );
+    if report.left > 0 {
+        println!(
+            "left {} file{} that are not cache entries",
+            report.left,
+            if report.left == 1 { "" } else { "s" }
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

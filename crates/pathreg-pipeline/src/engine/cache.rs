@@ -7,11 +7,18 @@
 //! whenever its code changes what it computes.
 //!
 //! Entries live at `<root>/<stage>/<key[..2]>/<key>` and are framed as
-//! `magic ‖ payload length ‖ SHA-256(payload) ‖ payload`. They are written to a
-//! temporary file in the same folder, fsynced and renamed, so a reader sees a
-//! whole entry or none; every load re-checks the frame, and a corrupt or
-//! truncated entry is reported and recomputed, never used.
-
+//! `magic ‖ header length ‖ header ‖ payload length ‖ SHA-256(header ‖ payload) ‖ payload`,
+//! where the header names the entry's stage, schema version and key: an entry
+//! proves which key it belongs to, so a file copied or renamed to another
+//! key's path is recomputed, never used. Entries are written to a temporary
+//! file in the same folder, fsynced and renamed, so a reader sees a whole
+//! entry or none; every load re-checks the frame, and a corrupt, truncated or
+//! misplaced entry is reported and recomputed.
+//!
+//! The root holds a `CACHEDIR.TAG` marker (the cache-directory standard's
+//! signature, then the format version), written with the first entry;
+//! [`Cache::clean`] deletes only inside a marked root, and only files it
+//! recognises as its own.
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,14 +28,23 @@ use sha2::{Digest, Sha256};
 
 use crate::PipelineError;
 
-const MAGIC: &[u8; 8] = b"PRCACHE1";
-const HEADER: usize = 8 + 8 + 32;
+const MAGIC: &[u8; 8] = b"PRCACHE2";
+/// The first format's magic: such entries cannot prove their key and are recomputed.
+const OLD_MAGIC: &[u8; 8] = b"PRCACHE1";
+/// The marker file of a cache root.
+const MARKER: &str = "CACHEDIR.TAG";
+/// The marker's content: the cache-directory standard's signature (backup
+/// tools skip such folders) and this format's version.
+const MARKER_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This folder is a pathreg result cache (format 2); `cargo xtask clean` removes it.\n";
 
 /// A content key for one stage output.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CacheKey {
     /// The stage, e.g. "arrangements".
     pub stage: &'static str,
+    /// The stage's schema version.
+    pub version: u32,
     /// Hex SHA-256.
     pub hash: String,
 }
@@ -61,8 +77,14 @@ impl CacheKey {
         }
         Self {
             stage,
+            version,
             hash: hex::encode(hasher.finalize()),
         }
+    }
+
+    /// The header an entry of this key carries.
+    fn header(&self) -> String {
+        format!("{}\n{}\n{}\n", self.stage, self.version, self.hash)
     }
 }
 
@@ -73,8 +95,21 @@ pub struct CacheStats {
     pub hits: AtomicUsize,
     /// Entries computed.
     pub misses: AtomicUsize,
-    /// Entries found corrupt and recomputed.
+    /// Entries found corrupt or truncated, and recomputed.
     pub corrupt: AtomicUsize,
+    /// Entries that belong to another key (copied or renamed), and recomputed.
+    pub misplaced: AtomicUsize,
+}
+
+/// What [`Cache::clean`] removed and left.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CleanReport {
+    /// Entry (and stale temporary) files removed.
+    pub files: usize,
+    /// Their total size.
+    pub bytes: u64,
+    /// Files inside the stage folders it did not recognise, left in place.
+    pub left: usize,
 }
 
 /// The cache: a folder, or disabled (`--no-cache`: compute and write nothing).
@@ -83,6 +118,14 @@ pub struct Cache {
     root: Option<PathBuf>,
     /// Use counters.
     pub stats: CacheStats,
+}
+
+/// Why a stored entry is not used.
+enum Rejected {
+    /// Not a whole, well-framed entry.
+    Corrupt,
+    /// A valid entry of another key.
+    Misplaced(String),
 }
 
 impl Cache {
@@ -106,11 +149,11 @@ impl Cache {
             .map(|root| root.join(key.stage).join(&key.hash[..2]).join(&key.hash))
     }
 
-    /// Whether a valid entry exists for `key`.
+    /// Whether a valid entry of `key` exists.
     pub fn contains(&self, key: &CacheKey) -> bool {
         self.entry_path(key)
             .and_then(|p| std::fs::read(p).ok())
-            .is_some_and(|bytes| unframe(&bytes).is_some())
+            .is_some_and(|bytes| unframe(&bytes, key).is_ok())
     }
 
     /// Loads `key`'s payload, or computes it with `compute` and stores it.
@@ -125,15 +168,22 @@ impl Cache {
         if let Some(path) = self.entry_path(key)
             && let Ok(bytes) = std::fs::read(&path)
         {
-            match unframe(&bytes).and_then(&decode) {
-                Some(value) => {
+            match unframe(&bytes, key).and_then(|p| decode(p).ok_or(Rejected::Corrupt)) {
+                Ok(value) => {
                     self.stats.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok((value, true));
                 }
-                None => {
+                Err(Rejected::Corrupt) => {
                     self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
                     eprintln!(
                         "warning: cache entry {} is corrupt or truncated; recomputing it",
+                        path.display()
+                    );
+                }
+                Err(Rejected::Misplaced(owner)) => {
+                    self.stats.misplaced.fetch_add(1, Ordering::Relaxed);
+                    eprintln!(
+                        "warning: cache entry {} belongs to {owner}, not to this key; recomputing it",
                         path.display()
                     );
                 }
@@ -141,61 +191,180 @@ impl Cache {
         }
         let value = compute()?;
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        if let Some(path) = self.entry_path(key) {
-            store(&path, &encode(&value))?;
+        if let (Some(root), Some(path)) = (&self.root, self.entry_path(key)) {
+            mark(root)?;
+            store(&path, &frame(key, &encode(&value)))?;
         }
         Ok((value, false))
     }
 
-    /// Removes the whole cache, or one stage's entries.
-    pub fn clean(&self, stage: Option<&str>) -> Result<(), PipelineError> {
+    /// Removes the entries of `stage` (every one of `stages` when `None`)
+    /// from a marked cache root: only files named and framed like entries
+    /// (and stale temporary files beside them), then the folders they leave
+    /// empty, and the marker when nothing else is left. A folder without the
+    /// marker is refused, whatever it holds.
+    pub fn clean(
+        &self,
+        stage: Option<&str>,
+        stages: &[&str],
+    ) -> Result<CleanReport, PipelineError> {
+        let mut report = CleanReport::default();
         let Some(root) = &self.root else {
-            return Ok(());
+            return Ok(report);
         };
-        let target = match stage {
-            Some(s)
-                if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-            {
-                root.join(s)
-            }
-            Some(s) => {
-                return Err(PipelineError::CacheStage(s.to_string()));
-            }
-            None => root.clone(),
-        };
-        if target.exists() {
-            std::fs::remove_dir_all(&target).map_err(|source| PipelineError::Io {
-                path: target.clone(),
-                source,
-            })?;
+        if !root.exists() {
+            return Ok(report);
         }
-        Ok(())
+        let marker = root.join(MARKER);
+        let marked = std::fs::symlink_metadata(&marker).is_ok_and(|m| m.is_file())
+            && std::fs::read_to_string(&marker).is_ok_and(|t| t == MARKER_TEXT);
+        if !marked {
+            return Err(PipelineError::NotACache { path: root.clone() });
+        }
+        let targets: Vec<&str> = match stage {
+            Some(s) if stages.contains(&s) => vec![s],
+            Some(s) => return Err(PipelineError::CacheStage(s.to_string())),
+            None => stages.to_vec(),
+        };
+        for stage in targets {
+            clean_stage(&root.join(stage), &mut report)?;
+        }
+        if stage.is_none() {
+            let others = std::fs::read_dir(root)
+                .map_err(io_error(root))?
+                .filter_map(Result::ok)
+                .any(|e| e.file_name() != MARKER);
+            if !others {
+                std::fs::remove_file(&marker).map_err(io_error(&marker))?;
+                let _ = std::fs::remove_dir(root);
+            }
+        }
+        Ok(report)
     }
 }
 
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + payload.len());
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
+    move |source| PipelineError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Removes one stage folder's entries (see [`Cache::clean`]).
+fn clean_stage(dir: &Path, report: &mut CleanReport) -> Result<(), PipelineError> {
+    if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Ok(());
+    }
+    for shard in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let shard = shard.map_err(io_error(dir))?;
+        let shard_name = shard.file_name().to_string_lossy().into_owned();
+        let shard_path = shard.path();
+        let is_shard = shard_name.len() == 2
+            && shard_name.chars().all(|c| c.is_ascii_hexdigit())
+            && std::fs::symlink_metadata(&shard_path).is_ok_and(|m| m.is_dir());
+        if !is_shard {
+            report.left += 1;
+            continue;
+        }
+        for file in std::fs::read_dir(&shard_path).map_err(io_error(&shard_path))? {
+            let file = file.map_err(io_error(&shard_path))?;
+            let path = file.path();
+            let name = file.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.is_file() && (is_entry(&path, &name, &shard_name) || is_temporary(&name)) {
+                std::fs::remove_file(&path).map_err(io_error(&path))?;
+                report.files += 1;
+                report.bytes += meta.len();
+            } else {
+                report.left += 1;
+            }
+        }
+        let _ = std::fs::remove_dir(&shard_path);
+    }
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+/// An entry file: named by a 64-digit hex key in its shard and starting
+/// with an entry magic (this format's or the first one's).
+fn is_entry(path: &Path, name: &str, shard: &str) -> bool {
+    let named =
+        name.len() == 64 && name.starts_with(shard) && name.chars().all(|c| c.is_ascii_hexdigit());
+    let mut magic = [0u8; 8];
+    named
+        && std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+            .is_ok()
+        && (&magic == MAGIC || &magic == OLD_MAGIC)
+}
+
+/// A temporary file `store` left behind when its process was killed.
+fn is_temporary(name: &str) -> bool {
+    name.len() == 10 && name.starts_with(".tmp")
+}
+
+/// Writes the root's marker unless it is there.
+fn mark(root: &Path) -> Result<(), PipelineError> {
+    let marker = root.join(MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(root).map_err(io_error(root))?;
+    pathreg_report::write_atomic(&marker, MARKER_TEXT.as_bytes())?;
+    Ok(())
+}
+
+fn frame(key: &CacheKey, payload: &[u8]) -> Vec<u8> {
+    let header = key.header();
+    let mut digest = Sha256::new();
+    digest.update(header.as_bytes());
+    digest.update(payload);
+    let mut out = Vec::with_capacity(8 + 4 + header.len() + 8 + 32 + payload.len());
     out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(payload));
+    out.extend_from_slice(&digest.finalize());
     out.extend_from_slice(payload);
     out
 }
 
-fn unframe(bytes: &[u8]) -> Option<&[u8]> {
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-        return None;
+/// The payload of a whole, well-framed entry of `key`.
+fn unframe<'b>(bytes: &'b [u8], key: &CacheKey) -> Result<&'b [u8], Rejected> {
+    let take = |from: usize, len: usize| bytes.get(from..from.checked_add(len)?);
+    if take(0, 8) != Some(MAGIC.as_slice()) {
+        return Err(Rejected::Corrupt);
     }
-    let mut len = [0u8; 8];
-    len.copy_from_slice(&bytes[8..16]);
-    let payload = &bytes[HEADER..];
-    if u64::try_from(payload.len()).ok()? != u64::from_le_bytes(len) {
-        return None;
+    let mut word = [0u8; 4];
+    word.copy_from_slice(take(8, 4).ok_or(Rejected::Corrupt)?);
+    let header_len = u32::from_le_bytes(word) as usize;
+    let header = take(12, header_len).ok_or(Rejected::Corrupt)?;
+    let at = 12 + header_len;
+    let mut long = [0u8; 8];
+    long.copy_from_slice(take(at, 8).ok_or(Rejected::Corrupt)?);
+    let checksum = take(at + 8, 32).ok_or(Rejected::Corrupt)?;
+    let payload = &bytes[(at + 40).min(bytes.len())..];
+    if u64::try_from(payload.len()).ok() != Some(u64::from_le_bytes(long)) {
+        return Err(Rejected::Corrupt);
     }
-    (Sha256::digest(payload).as_slice() == &bytes[16..48]).then_some(payload)
+    let mut digest = Sha256::new();
+    digest.update(header);
+    digest.update(payload);
+    if digest.finalize().as_slice() != checksum {
+        return Err(Rejected::Corrupt);
+    }
+    if header != key.header().as_bytes() {
+        let owner = String::from_utf8_lossy(header)
+            .trim_end()
+            .replace('\n', " ");
+        return Err(Rejected::Misplaced(owner));
+    }
+    Ok(payload)
 }
 
-fn store(path: &Path, payload: &[u8]) -> Result<(), PipelineError> {
+fn store(path: &Path, framed: &[u8]) -> Result<(), PipelineError> {
     let io = |source| PipelineError::Io {
         path: path.to_path_buf(),
         source,
@@ -203,7 +372,7 @@ fn store(path: &Path, payload: &[u8]) -> Result<(), PipelineError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    tmp.write_all(&frame(payload)).map_err(io)?;
+    tmp.write_all(framed).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     Ok(())
@@ -276,5 +445,107 @@ mod tests {
             .unwrap();
         assert!(!hit);
         assert!(!cache.contains(&key));
+    }
+
+    #[test]
+    fn an_entry_at_another_keys_path_is_recomputed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(Some(dir.path().to_path_buf()));
+        let enc = |v: &Vec<u8>| v.clone();
+        let dec = |b: &[u8]| Some(b.to_vec());
+        let convex = CacheKey::new("convex", 1, &"a", &[]);
+        let nonconvex = CacheKey::new("nonconvex", 1, &"b", &[]);
+        cache
+            .get_or_compute(&nonconvex, enc, dec, || Ok(vec![7]))
+            .unwrap();
+        let target = cache.entry_path(&convex).unwrap();
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(cache.entry_path(&nonconvex).unwrap(), &target).unwrap();
+        assert!(!cache.contains(&convex));
+        let (v, hit) = cache
+            .get_or_compute(&convex, enc, dec, || Ok(vec![1]))
+            .unwrap();
+        assert!(!hit && v == [1], "a misplaced entry must not be used");
+        assert_eq!(cache.stats.misplaced.load(Ordering::Relaxed), 1);
+        let (v, hit) = cache
+            .get_or_compute(&convex, enc, dec, || Ok(vec![9]))
+            .unwrap();
+        assert!(hit && v == [1]);
+    }
+
+    #[test]
+    fn entries_of_the_first_format_are_recomputed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(Some(dir.path().to_path_buf()));
+        let key = CacheKey::new("stage", 1, &1u8, &[]);
+        let path = cache.entry_path(&key).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let payload = [5u8];
+        let mut old = OLD_MAGIC.to_vec();
+        old.extend_from_slice(&1u64.to_le_bytes());
+        old.extend_from_slice(&Sha256::digest(payload));
+        old.extend_from_slice(&payload);
+        std::fs::write(&path, old).unwrap();
+        let (v, hit) = cache
+            .get_or_compute(
+                &key,
+                |v: &Vec<u8>| v.clone(),
+                |b| Some(b.to_vec()),
+                || Ok(vec![6]),
+            )
+            .unwrap();
+        assert!(!hit && v == [6]);
+    }
+
+    #[test]
+    fn clean_deletes_only_its_own_files_in_a_marked_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let stages = ["convex", "nonconvex"];
+        // A folder that is not a cache is refused, and nothing in it is touched.
+        let mine = dir.path().join("documents");
+        std::fs::create_dir_all(mine.join("convex")).unwrap();
+        std::fs::write(mine.join("convex/notes.txt"), "keep").unwrap();
+        let err = Cache::new(Some(mine.clone()))
+            .clean(None, &stages)
+            .unwrap_err();
+        assert!(err.to_string().contains("not a pathreg cache"), "{err}");
+        assert!(mine.join("convex/notes.txt").is_file());
+        // In a real cache, only entries (and stale temporary files) go.
+        let root = dir.path().join("cache");
+        let cache = Cache::new(Some(root.clone()));
+        let enc = |v: &Vec<u8>| v.clone();
+        let dec = |b: &[u8]| Some(b.to_vec());
+        for (stage, value) in [("convex", 1u8), ("convex", 2), ("nonconvex", 3)] {
+            let key = CacheKey::new(stage, 1, &value, &[]);
+            cache
+                .get_or_compute(&key, enc, dec, || Ok(vec![value]))
+                .unwrap();
+        }
+        let stray = root.join("convex/user-file.txt");
+        std::fs::write(&stray, "keep").unwrap();
+        let key = CacheKey::new("convex", 1, &1u8, &[]);
+        let shard = cache
+            .entry_path(&key)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        std::fs::write(shard.join(".tmpAbC123"), "partial").unwrap();
+        std::fs::write(shard.join("not-an-entry"), "keep").unwrap();
+        let report = cache.clean(Some("convex"), &stages).unwrap();
+        assert_eq!((report.files, report.left), (3, 2), "{report:?}");
+        assert!(stray.is_file() && shard.join("not-an-entry").is_file());
+        assert!(root.join("nonconvex").is_dir());
+        assert!(cache.clean(Some("../x"), &stages).is_err());
+        let report = cache.clean(None, &stages).unwrap();
+        assert_eq!(report.files, 1);
+        assert!(stray.is_file(), "unrecognised files stay");
+        std::fs::remove_file(&stray).unwrap();
+        std::fs::remove_file(shard.join("not-an-entry")).unwrap();
+        cache.clean(None, &stages).unwrap();
+        assert!(
+            !root.exists(),
+            "an emptied cache removes its marker and folder"
+        );
     }
 }

@@ -20,6 +20,7 @@ struct CacheInfo {
     hits: usize,
     misses: usize,
     corrupt_recomputed: usize,
+    misplaced_recomputed: usize,
 }
 
 /// What every run.json records: the manifest, the hashes, the cache, the
@@ -82,6 +83,7 @@ impl Provenance {
                 hits: cache.stats.hits.load(Ordering::Relaxed),
                 misses: cache.stats.misses.load(Ordering::Relaxed),
                 corrupt_recomputed: cache.stats.corrupt.load(Ordering::Relaxed),
+                misplaced_recomputed: cache.stats.misplaced.load(Ordering::Relaxed),
             },
             stage_times_s,
             git_commit,
