@@ -8,7 +8,16 @@ use std::sync::Mutex;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pathreg_data::DataError;
-use pathreg_pipeline::{PipelineError, Progress, RunOptions, RunSummary, run_manifest};
+use pathreg_pipeline::{PipelineError, Planned, Progress, RunOptions, RunSummary};
+
+/// Reads and checks every manifest before any of them runs (valid, distinct
+/// names, output folders free), so a bad manifest fails before any work.
+pub fn plan_all(manifests: &[PathBuf], common: &CommonArgs, root: &Path) -> Result<Vec<Planned>> {
+    Ok(pathreg_pipeline::plan(
+        manifests,
+        &common.outputs_root(root),
+    )?)
+}
 
 /// Flags shared by `cargo xtask run` and `cargo xtask verify`.
 #[derive(clap::Args)]
@@ -37,6 +46,11 @@ impl CommonArgs {
             .clone()
             .unwrap_or_else(|| root.join("outputs/results.lock"))
     }
+
+    /// The results folder: `--outputs`, else `<workspace>/outputs`.
+    pub fn outputs_root(&self, root: &Path) -> PathBuf {
+        self.outputs.clone().unwrap_or_else(|| root.join("outputs"))
+    }
 }
 
 /// The workspace root (this crate's parent folder).
@@ -64,11 +78,9 @@ pub fn experiment_name(summary: &RunSummary) -> String {
 
 /// Runs one manifest with a progress bar (unless quiet or not a terminal) and
 /// reports its summary on stderr; a failed download gets a hint on working offline.
-pub fn run_one(manifest: &Path, common: &CommonArgs, root: &Path) -> Result<RunSummary> {
-    let outputs = common
-        .outputs
-        .clone()
-        .unwrap_or_else(|| root.join("outputs"));
+pub fn run_one(planned: &Planned, common: &CommonArgs, root: &Path) -> Result<RunSummary> {
+    let manifest = planned.path();
+    let outputs = common.outputs_root(root);
     let quiet = common.quiet;
     let bar = ProgressBar::new(0);
     if quiet || !std::io::stderr().is_terminal() {
@@ -100,7 +112,7 @@ pub fn run_one(manifest: &Path, common: &CommonArgs, root: &Path) -> Result<RunS
             }
         }),
     };
-    let summary = run_manifest(manifest, &options).map_err(|e| {
+    let summary = planned.run(&options).map_err(|e| {
         let offline = matches!(
             &e,
             PipelineError::Data(DataError::Fetch { .. } | DataError::AllSourcesFailed { .. })
@@ -112,7 +124,13 @@ pub fn run_one(manifest: &Path, common: &CommonArgs, root: &Path) -> Result<RunS
         } else {
             ""
         };
-        anyhow::anyhow!("running {}: {e}{hint}", manifest.display())
+        let message = e.to_string();
+        let place = manifest.display().to_string();
+        if message.starts_with(&place) {
+            anyhow::anyhow!("{message}{hint}")
+        } else {
+            anyhow::anyhow!("running {place}: {message}{hint}")
+        }
     })?;
     bar.finish_and_clear();
     if !quiet {

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use pathreg_pipeline::cached_cells;
 
 use crate::common::cache_dir;
 
@@ -27,8 +26,13 @@ pub fn run(args: ListArgs, root: &Path) -> Result<ExitCode> {
         .collect();
     manifests.sort();
     for manifest in manifests {
-        let cells = cached_cells(&manifest, &cache)
-            .with_context(|| format!("listing {}", manifest.display()))?;
+        let cells = match pathreg_pipeline::load_manifest(&manifest).and_then(|p| p.list(&cache)) {
+            Ok(cells) => cells,
+            Err(e) => {
+                println!("{} — cannot list: {e}", manifest.display());
+                continue;
+            }
+        };
         let cached = cells.iter().filter(|c| c.1).count();
         println!(
             "{} — {} cells, {} cached",

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use pathreg_pipeline::lock::LockFile;
 
-use crate::common::{CommonArgs, experiment_name, run_one};
+use crate::common::{CommonArgs, experiment_name, plan_all, run_one};
 
 /// Arguments of `cargo xtask run`.
 #[derive(clap::Args)]
@@ -31,13 +31,20 @@ pub fn run(args: RunArgs, root: &Path) -> Result<ExitCode> {
         args.manifests
     };
     let lock_file = args.common.lock_path(root);
-    let mut lock = LockFile::read(&lock_file)?;
-    for manifest in &manifests {
-        let summary = run_one(manifest, &args.common, root)?;
+    let mut lock = if args.update_lock {
+        LockFile::read_or_new(&lock_file)?
+    } else {
+        if let Err(e) = LockFile::read_or_new(&lock_file) {
+            eprintln!("warning: {e} (it is only read by verify and written by --update-lock)");
+        }
+        LockFile::default()
+    };
+    for planned in plan_all(&manifests, &args.common, root)? {
+        let summary = run_one(&planned, &args.common, root)?;
         if args.update_lock {
             lock.record(
                 &experiment_name(&summary),
-                &lock_manifest_name(manifest, root),
+                &lock_manifest_name(planned.path(), root),
                 &summary,
             );
         }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use pathreg_pipeline::lock::{HashKind, LockFile, compare};
 
-use crate::common::{CommonArgs, experiment_name, run_one};
+use crate::common::{CommonArgs, experiment_name, plan_all, run_one};
 
 /// Arguments of `cargo xtask verify`.
 #[derive(clap::Args)]
@@ -57,8 +57,8 @@ pub fn run(args: VerifyArgs, root: &Path) -> Result<ExitCode> {
         (HashKind::Exact, "exact")
     };
     let mut failed = false;
-    for manifest in &manifests {
-        let summary = run_one(manifest, &common, root)?;
+    for planned in plan_all(&manifests, &common, root)? {
+        let summary = run_one(&planned, &common, root)?;
         let name = experiment_name(&summary);
         match lock.experiments.get(&name) {
             None => {

@@ -20,34 +20,79 @@ use std::path::{Path, PathBuf};
 pub use engine::{Progress, RunOptions, RunSummary, cache, results_lock as lock, seeds};
 use manifest::ManifestFile;
 
+/// A manifest read and checked by its kind, ready to run.
+pub struct Planned {
+    kind: &'static kinds::Kind,
+    experiment: Box<dyn engine::Experiment>,
+    file: ManifestFile,
+}
+
+impl Planned {
+    /// The experiment's name (its output folder).
+    pub fn name(&self) -> &str {
+        self.experiment.name()
+    }
+
+    /// The manifest it was read from.
+    pub fn path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// Runs it and writes `outputs/<name>/`.
+    pub fn run(&self, options: &RunOptions) -> Result<RunSummary, PipelineError> {
+        engine::execute(
+            self.experiment.as_ref(),
+            self.kind.name,
+            &self.file,
+            options,
+        )
+    }
+
+    /// Each cell's label and whether its result is in the cache at
+    /// `cache_root`, computing cache keys only: no fits, and no downloads
+    /// (data that is not in the data directory is an error that says so).
+    pub fn list(&self, cache_root: &Path) -> Result<Vec<(String, bool)>, PipelineError> {
+        self.experiment
+            .list(&cache::Cache::new(Some(cache_root.to_path_buf())))
+    }
+}
+
 /// Reads a manifest and checks it by its kind, without running anything.
-pub fn load_manifest(
-    path: &Path,
-) -> Result<
-    (
-        &'static kinds::Kind,
-        Box<dyn engine::Experiment>,
-        ManifestFile,
-    ),
-    PipelineError,
-> {
+pub fn load_manifest(path: &Path) -> Result<Planned, PipelineError> {
     let file = ManifestFile::read(path)?;
     let kind = kinds::kind_of(&file)?;
     let experiment = (kind.load)(&file)?;
-    Ok((kind, experiment, file))
+    Ok(Planned {
+        kind,
+        experiment,
+        file,
+    })
+}
+
+/// Reads and checks every manifest before anything runs: each must be valid,
+/// their names distinct, and `outputs_root/<name>` a folder or absent.
+pub fn plan(paths: &[PathBuf], outputs_root: &Path) -> Result<Vec<Planned>, PipelineError> {
+    let mut planned: Vec<Planned> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let next = load_manifest(path)?;
+        if let Some(first) = planned.iter().find(|p| p.name() == next.name()) {
+            return Err(PipelineError::DuplicateName {
+                name: next.name().to_string(),
+                first: first.path().to_path_buf(),
+                second: path.clone(),
+            });
+        }
+        engine::output::check_output_dir(&outputs_root.join(next.name()))?;
+        planned.push(next);
+    }
+    Ok(planned)
 }
 
 /// Runs the manifest at `path` and writes `outputs/<name>/`.
 pub fn run_manifest(path: &Path, options: &RunOptions) -> Result<RunSummary, PipelineError> {
-    let (kind, experiment, file) = load_manifest(path)?;
-    engine::execute(experiment.as_ref(), kind.name, &file, options)
-}
-
-/// Each cell's label and whether its result is in the cache at `cache_root`
-/// (for `cargo xtask list`). Computes cache keys only: no fits.
-pub fn cached_cells(path: &Path, cache_root: &Path) -> Result<Vec<(String, bool)>, PipelineError> {
-    let (_, experiment, _) = load_manifest(path)?;
-    experiment.list(&cache::Cache::new(Some(cache_root.to_path_buf())))
+    let planned = load_manifest(path)?;
+    engine::output::check_output_dir(&options.outputs_root.join(planned.name()))?;
+    planned.run(options)
 }
 
 /// Errors of the pipeline, each naming the file or stage at fault.
@@ -83,6 +128,28 @@ pub enum PipelineError {
         /// The cause.
         source: serde_json::Error,
     },
+    /// Two manifests of one run write the same output folder.
+    #[error("{} and {} both have name = {name:?} (one output folder); rename one", first.display(), second.display())]
+    DuplicateName {
+        /// The shared name.
+        name: String,
+        /// The first manifest.
+        first: PathBuf,
+        /// The second manifest.
+        second: PathBuf,
+    },
+    /// The output folder's path is taken by something that is not a folder.
+    #[error("{}: exists and is not a folder; move it away to write the results there", .0.display())]
+    OutputNotAFolder(PathBuf),
+    /// `verify` found no lock file.
+    #[error("{}: no lock file; record one with `cargo xtask run --update-lock <manifest>…`", .0.display())]
+    NoLock(PathBuf),
+    /// `clean` was pointed at a folder without the cache marker.
+    #[error("{}: not a pathreg cache (no CACHEDIR.TAG marker of this format); refusing to delete anything", path.display())]
+    NotACache {
+        /// The folder.
+        path: PathBuf,
+    },
     /// `clean --stage` named something that is not a cache stage.
     #[error("{0:?} is not a cache stage name")]
     CacheStage(String),
@@ -99,6 +166,16 @@ pub enum PipelineError {
     /// A convex classification model scored without its sampled arrangements.
     #[error("a convex model without its arrangements")]
     MissingArrangements,
+    /// A listing needs data that is not in the data directory (`list` never downloads).
+    #[error("{dataset} is not in the data directory {} ({reason}); fetch it with `cargo xtask fetch {dataset}`", data_dir.display())]
+    DataNotLocal {
+        /// The registry name.
+        dataset: String,
+        /// Where it was looked for.
+        data_dir: PathBuf,
+        /// What the data crate said.
+        reason: String,
+    },
     /// Loading or generating data failed.
     #[error("data: {0}")]
     Data(#[from] pathreg_data::DataError),

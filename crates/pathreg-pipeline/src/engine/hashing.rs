@@ -5,6 +5,8 @@
 
 use sha2::{Digest, Sha256};
 
+use super::results_lock::HashKind;
+
 /// Significant digits of the rounded hash.
 pub const ROUNDED_DIGITS: usize = 6;
 
@@ -53,10 +55,6 @@ fn rounded(v: f64) -> String {
 /// The exact hash (float bits) and the rounded hash ([`ROUNDED_DIGITS`]
 /// significant digits) of every row and of the whole result.
 pub fn hash_rows(inputs: &[HashInput]) -> Hashes {
-    let mut all_exact = Sha256::new();
-    let mut all_rounded = Sha256::new();
-    all_exact.update(b"pathreg/results/v3");
-    all_rounded.update(b"pathreg/results-rounded/v3");
     let mut rows = Vec::with_capacity(inputs.len());
     for input in inputs {
         let mut exact = Sha256::new();
@@ -79,13 +77,28 @@ pub fn hash_rows(inputs: &[HashInput]) -> Hashes {
             rounded: hex::encode(round.finalize()),
             objective: rounded(input.headline),
         };
-        all_exact.update(row.exact.as_bytes());
-        all_rounded.update(row.rounded.as_bytes());
         rows.push(row);
     }
     Hashes {
-        exact: hex::encode(all_exact.finalize()),
-        rounded: hex::encode(all_rounded.finalize()),
+        exact: combined(&rows, HashKind::Exact),
+        rounded: combined(&rows, HashKind::Rounded),
         rows,
     }
+}
+
+/// The experiment hash of `rows`: SHA-256 over their exact (or rounded)
+/// row hashes, in row order.
+pub fn combined(rows: &[RowHash], kind: HashKind) -> String {
+    let mut all = Sha256::new();
+    match kind {
+        HashKind::Exact => all.update(b"pathreg/results/v3"),
+        HashKind::Rounded => all.update(b"pathreg/results-rounded/v3"),
+    }
+    for row in rows {
+        all.update(match kind {
+            HashKind::Exact => row.exact.as_bytes(),
+            HashKind::Rounded => row.rounded.as_bytes(),
+        });
+    }
+    hex::encode(all.finalize())
 }

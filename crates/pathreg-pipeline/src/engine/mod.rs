@@ -212,7 +212,8 @@ pub fn execute(
     manifest: &ManifestFile,
     options: &RunOptions,
 ) -> Result<RunSummary, PipelineError> {
-    let _lock = run_lock::lock_experiment(&options.outputs_root, experiment.name())?;
+    output::check_output_dir(&options.outputs_root.join(experiment.name()))?;
+    let _lock = run_lock::RunLock::acquire(&options.outputs_root, experiment.name())?;
     let mut run = Run::new(options);
     let report = experiment.run(&mut run)?;
     let hashes = hash_rows(&report.rows);

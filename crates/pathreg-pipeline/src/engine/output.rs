@@ -15,8 +15,10 @@ pub fn write_folder(
     output_dir: &Path,
     fill: impl FnOnce(&Path) -> Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
+    check_output_dir(output_dir)?;
     let parent = output_dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io_error(parent))?;
+    remove_stale_staging(output_dir);
     let staging = staging_dir(output_dir);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io_error(&staging))?;
@@ -38,6 +40,45 @@ pub fn write_folder(
         std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
     }
     Ok(())
+}
+
+/// Refuses an output folder path taken by a file (or a link): results are
+/// never moved over something that is not ours.
+pub fn check_output_dir(output_dir: &Path) -> Result<(), PipelineError> {
+    match std::fs::symlink_metadata(output_dir) {
+        Ok(meta) if !meta.is_dir() => {
+            Err(PipelineError::OutputNotAFolder(output_dir.to_path_buf()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Removes staging folders of `output_dir` left by runs that were killed:
+/// `.<name>.staging-<pid>` whose process is gone (checked under `/proc`;
+/// where there is no `/proc`, nothing is removed).
+fn remove_stale_staging(output_dir: &Path) {
+    let (Some(parent), Some(name)) = (output_dir.parent(), output_dir.file_name()) else {
+        return;
+    };
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{}.staging-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let dead = pid.parse::<u32>().is_ok_and(|pid| {
+            pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if dead && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Writes `value` as pretty JSON (e.g. `run.json`), atomically.

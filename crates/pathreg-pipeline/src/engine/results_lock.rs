@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::RunSummary;
-use super::hashing::{ROUNDED_DIGITS, RowHash};
+use super::hashing::{ROUNDED_DIGITS, RowHash, combined};
 use crate::PipelineError;
 
 /// The lock file.
@@ -40,8 +40,18 @@ pub enum HashKind {
     Rounded,
 }
 
+impl HashKind {
+    /// "exact" or "rounded".
+    pub fn name(self) -> &'static str {
+        match self {
+            HashKind::Exact => "exact",
+            HashKind::Rounded => "rounded",
+        }
+    }
+}
+
 impl LockFile {
-    /// Reads the lock; a missing file is an empty lock.
+    /// Reads the lock; a missing file is an error that says so.
     pub fn read(path: &Path) -> Result<Self, PipelineError> {
         match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| PipelineError::Manifest {
@@ -51,11 +61,21 @@ impl LockFile {
                 key: String::new(),
                 reason: format!("invalid lock file: {e}"),
             }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(PipelineError::NoLock(path.to_path_buf()))
+            }
             Err(source) => Err(PipelineError::Io {
                 path: path.to_path_buf(),
                 source,
             }),
+        }
+    }
+
+    /// Reads the lock, or an empty one where there is no file yet (to record into).
+    pub fn read_or_new(path: &Path) -> Result<Self, PipelineError> {
+        match Self::read(path) {
+            Err(PipelineError::NoLock(_)) => Ok(Self::default()),
+            other => other,
         }
     }
 
@@ -86,21 +106,25 @@ impl LockFile {
     }
 }
 
-/// Compares a fresh run with the lock; returns the readable differences
-/// (empty when they agree).
+/// Compares a fresh run with the lock: the experiment hash, the row count and
+/// every row's hash. Returns the readable differences (empty when they agree).
 pub fn compare(locked: &LockedExperiment, summary: &RunSummary, kind: HashKind) -> Vec<String> {
-    let (old, new) = match kind {
-        HashKind::Exact => (&locked.exact, &summary.result_hash),
-        HashKind::Rounded => (&locked.rounded, &summary.rounded_hash),
-    };
-    if old == new {
-        return Vec::new();
-    }
-    let mut lines = Vec::new();
     let pick = |r: &RowHash| match kind {
         HashKind::Exact => r.exact.clone(),
         HashKind::Rounded => r.rounded.clone(),
     };
+    let (old, new) = match kind {
+        HashKind::Exact => (&locked.exact, &summary.result_hash),
+        HashKind::Rounded => (&locked.rounded, &summary.rounded_hash),
+    };
+    let mut lines = Vec::new();
+    if locked.rows.len() != summary.rows.len() {
+        lines.push(format!(
+            "  the lock records {} rows, the run produced {}",
+            locked.rows.len(),
+            summary.rows.len()
+        ));
+    }
     for row in &locked.rows {
         match summary.rows.iter().find(|r| r.label == row.label) {
             None => lines.push(format!(
@@ -117,7 +141,10 @@ pub fn compare(locked: &LockedExperiment, summary: &RunSummary, kind: HashKind) 
                         row.label, row.objective, ROUNDED_DIGITS
                     )
                 } else {
-                    format!("  {}: objective {} → {} ({:+.3e} relative)", row.label, row.objective, now.objective, relative)
+                    format!(
+                        "  {}: objective {} → {} ({:+.3e} relative)",
+                        row.label, row.objective, now.objective, relative
+                    )
                 });
             }
             Some(_) => {}
@@ -131,7 +158,13 @@ pub fn compare(locked: &LockedExperiment, summary: &RunSummary, kind: HashKind) 
             ));
         }
     }
-    if lines.is_empty() {
+    let self_consistent = combined(&locked.rows, kind) == *old;
+    if !self_consistent {
+        lines.push(format!(
+            "  the lock's {} experiment hash does not match its own rows: the lock was edited or is damaged",
+            kind.name()
+        ));
+    } else if lines.is_empty() && old != new {
         lines.push("  the row order changed".into());
     }
     lines

@@ -193,8 +193,7 @@ impl Sweep {
 
     /// A cell's `(key, value)` coordinates, in manifest order of the keys.
     fn coords(&self, cell: &[Assignment]) -> Coords {
-        let mut coords: Coords =
-            cell.iter().map(|a| (a.key.clone(), a.value)).collect();
+        let mut coords: Coords = cell.iter().map(|a| (a.key.clone(), a.value)).collect();
         coords.sort_by_key(|(k, _)| self.keys.iter().position(|x| x == k));
         coords
     }

@@ -217,17 +217,94 @@ impl<'a> Validator<'a> {
     }
 }
 
-/// A TOML syntax or type error, positioned.
+/// A TOML syntax or type error, positioned, naming the key it is about
+/// (for a missing field, the table it is missing from and the field).
 pub fn toml_error(file: &ManifestFile, e: &toml::de::Error) -> PipelineError {
     let (line, column) = e
         .span()
         .map_or((0, 0), |s| line_column(&file.text, s.start));
+    let mut key = e.span().map(|s| key_at(&file.text, s)).unwrap_or_default();
+    if let Some(field) = quoted_after(e.message(), "missing field ") {
+        key = if key.is_empty() {
+            field
+        } else {
+            format!("{key}.{field}")
+        };
+    }
     PipelineError::Manifest {
         path: file.path.clone(),
         line,
         column,
-        key: String::new(),
-        reason: e.message().to_string(),
+        key,
+        reason: e.message().trim_end().to_string(),
+    }
+}
+
+/// The text between backticks after `prefix` in `message`, e.g. the field of
+/// "missing field `beta`".
+fn quoted_after(message: &str, prefix: &str) -> Option<String> {
+    let rest = message.split(prefix).nth(1)?.strip_prefix('`')?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// The dotted key whose key or value holds `span` in `text` (array items as
+/// `[i]`), or "" when none does or the text does not parse.
+fn key_at(text: &str, span: Range<usize>) -> String {
+    if span.is_empty() {
+        return String::new();
+    }
+    let Ok(root) = toml::de::DeTable::parse(text) else {
+        return String::new();
+    };
+    let mut path = Vec::new();
+    if !descend_table(root.get_ref(), &span, &mut path) {
+        return String::new();
+    }
+    path.join(".").replace(".[", "[")
+}
+
+fn holds(outer: Range<usize>, inner: &Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
+/// Pushes onto `path` the keys down to the one holding `span`; a table's
+/// span is only its header, so tables are searched whatever their span.
+fn descend_table(
+    table: &toml::de::DeTable<'_>,
+    span: &Range<usize>,
+    path: &mut Vec<String>,
+) -> bool {
+    for (key, value) in table {
+        path.push(key.get_ref().to_string());
+        if descend_value(value.get_ref(), span, path)
+            || holds(key.span(), span)
+            || holds(value.span(), span)
+        {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+fn descend_value(
+    value: &toml::de::DeValue<'_>,
+    span: &Range<usize>,
+    path: &mut Vec<String>,
+) -> bool {
+    match value {
+        toml::de::DeValue::Table(table) => descend_table(table, span, path),
+        toml::de::DeValue::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(format!("[{i}]"));
+                if descend_value(item.get_ref(), span, path) || holds(item.span(), span) {
+                    return true;
+                }
+                path.pop();
+            }
+            false
+        }
+        _ => false,
     }
 }
 
@@ -236,4 +313,57 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let line = before.matches('\n').count() + 1;
     let column = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
     (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Raw {
+        name: String,
+        model: Model,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Model {
+        m1: usize,
+        beta: f64,
+    }
+
+    fn parse(text: &str) -> Result<Raw, PipelineError> {
+        ManifestFile {
+            path: PathBuf::from("x.toml"),
+            text: text.to_string(),
+        }
+        .parse::<Raw>()
+    }
+
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn toml_errors_name_their_key() {
+        let ok = parse("name = \"a\"\n[model]\nm1 = 3\nbeta = 1.0\n").unwrap();
+        assert_eq!(
+            (ok.name.as_str(), ok.model.m1, ok.model.beta),
+            ("a", 3, 1.0)
+        );
+        let e = error("name = \"a\"\n[model]\nm1 = \"three\"\nbeta = 1.0\n");
+        assert!(e.starts_with("x.toml:3:6: model.m1: invalid type"), "{e}");
+        let e = error("name = \"a\"\n[model]\nm1 = 3\nbeta = 1.0\ngamma = 2\n");
+        assert!(
+            e.starts_with("x.toml:5:1: model.gamma: unknown field"),
+            "{e}"
+        );
+        let e = error("name = \"a\"\n[model]\nm1 = 3\n");
+        assert!(e.contains(": model.beta: missing field `beta`"), "{e}");
+        let e = error("[model]\nm1 = 3\nbeta = 1.0\n");
+        assert!(e.contains(": name: missing field `name`"), "{e}");
+    }
 }

@@ -36,8 +36,45 @@ pub fn teacher(spec: &TeacherSpec, seed: u64) -> Result<Dataset, PipelineError> 
     })
 }
 
+/// Whether a stage may fetch the data it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Fetch what is missing (mirror, then canonical URL), as a run does.
+    Fetch,
+    /// Only the data directory: what is not there is an error that names it
+    /// (for `list`, which never downloads).
+    LocalOnly,
+}
+
+impl Access {
+    /// The data configuration of the environment (`PATHREG_DATA`,
+    /// `PATHREG_MIRROR`), restricted to the data directory for `LocalOnly`.
+    pub fn config(self) -> DataConfig {
+        let mut config = DataConfig::from_env();
+        if self == Access::LocalOnly {
+            config.mirror = None;
+            config.download = false;
+        }
+        config
+    }
+
+    /// The error of loading `name`: as it is when fetching; when only the
+    /// data directory may be read, an error that says the data is not there
+    /// and how to fetch it.
+    pub fn explain(self, name: &str, error: pathreg_data::DataError) -> PipelineError {
+        match self {
+            Access::Fetch => PipelineError::Data(error),
+            Access::LocalOnly => PipelineError::DataNotLocal {
+                dataset: name.to_string(),
+                data_dir: DataConfig::default_data_dir(),
+                reason: error.to_string(),
+            },
+        }
+    }
+}
+
 /// The training rows `spec` names; `seed` drives synthetic data and UCI splits.
-pub fn load_data(spec: &DataSpec, seed: u64) -> Result<Dataset, PipelineError> {
+pub fn load_data(spec: &DataSpec, seed: u64, access: Access) -> Result<Dataset, PipelineError> {
     match spec {
         DataSpec::Teacher(t) => teacher(t, seed),
         DataSpec::Csv { path } => Ok(read_csv(path)?),
@@ -46,11 +83,13 @@ pub fn load_data(spec: &DataSpec, seed: u64) -> Result<Dataset, PipelineError> {
             split,
             preprocess,
         } => {
-            let mut config = DataConfig::from_env();
+            let mut config = access.config();
             config.seed = seed;
             config.split = split.split();
             config.preprocess = *preprocess;
-            Ok(load(name, &config)?.train)
+            Ok(load(name, &config)
+                .map_err(|e| access.explain(name, e))?
+                .train)
         }
     }
 }

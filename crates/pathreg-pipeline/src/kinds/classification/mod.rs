@@ -14,7 +14,7 @@ mod protocol;
 mod report;
 
 use pathreg_data::DataError;
-use pathreg_data::registry::{self, DataConfig};
+use pathreg_data::registry;
 use pathreg_data::split::Split;
 use sha2::{Digest, Sha256};
 
@@ -23,6 +23,7 @@ use crate::engine::cache::{Cache, CacheKey};
 use crate::engine::hashing::HashInput;
 use crate::engine::{Report, Run, list_cells};
 use crate::manifest::ManifestFile;
+use crate::stages::data::Access;
 pub use manifest::ClassificationExperiment;
 use protocol::{CellOutcome, ModelKind, SplitData, run_cell};
 
@@ -44,11 +45,14 @@ struct Job {
 }
 
 /// Loads every (dataset, split seed) pair, in manifest order.
-fn load_splits(experiment: &ClassificationExperiment) -> Result<Vec<SplitData>, PipelineError> {
+fn load_splits(
+    experiment: &ClassificationExperiment,
+    access: Access,
+) -> Result<Vec<SplitData>, PipelineError> {
     let mut splits = Vec::new();
     for name in &experiment.data.datasets {
         for &seed in &experiment.data.split_seeds {
-            let mut config = DataConfig::from_env();
+            let mut config = access.config();
             config.seed = seed;
             config.split = Some(Split::Stratified {
                 test_fraction: experiment.data.test_fraction,
@@ -59,7 +63,7 @@ fn load_splits(experiment: &ClassificationExperiment) -> Result<Vec<SplitData>, 
                 Some(file) => format!("csv:{}", experiment.data.base_dir.join(file).display()),
                 None => name.clone(),
             };
-            let loaded = registry::load(&source, &config)?;
+            let loaded = registry::load(&source, &config).map_err(|e| access.explain(name, e))?;
             let (train_classes, test_classes, n_classes) =
                 class_indices(name, &loaded.train.y, &loaded.test.y)?;
             let mut hasher = Sha256::new();
@@ -229,7 +233,7 @@ impl crate::engine::Experiment for ClassificationExperiment {
     }
 
     fn run<'a>(&'a self, run: &mut Run<'_>) -> Result<Report<'a>, PipelineError> {
-        let splits = run.stage("data", |_| load_splits(self))?;
+        let splits = run.stage("data", |_| load_splits(self, Access::Fetch))?;
         let outcomes = run.cells(&job_cells(self, &splits))?;
         let cells: Vec<Cell> = jobs(self, splits.len())
             .into_iter()
@@ -251,7 +255,7 @@ impl crate::engine::Experiment for ClassificationExperiment {
     }
 
     fn list(&self, cache: &Cache) -> Result<Vec<(String, bool)>, PipelineError> {
-        let splits = load_splits(self)?;
+        let splits = load_splits(self, Access::LocalOnly)?;
         Ok(list_cells(cache, &job_cells(self, &splits)))
     }
 }

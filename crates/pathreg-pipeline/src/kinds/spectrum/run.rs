@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use pathreg_core::linalg::singular_values_via_gram;
-use pathreg_data::registry::{DataConfig, load};
+use pathreg_data::registry::load;
 use pathreg_data::split::Preprocess;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -12,6 +12,7 @@ use sha2::Digest;
 use crate::PipelineError;
 use crate::engine::Cell;
 use crate::engine::cache::{Cache, CacheKey};
+use crate::stages::data::Access;
 
 /// The cache stage of one dataset's spectrum.
 pub const STAGE: &str = "spectrum";
@@ -72,7 +73,7 @@ impl Cell for DatasetCell {
 
     fn compute(&self, _cache: &Cache) -> Result<Spectrum, PipelineError> {
         let start = Instant::now();
-        let mut config = DataConfig::from_env();
+        let mut config = Access::Fetch.config();
         config.split = None;
         if self.center {
             config.preprocess = Preprocess::Center;

@@ -11,6 +11,7 @@ use crate::engine::cache::Cache;
 use crate::engine::{Report, Run};
 use crate::manifest::ManifestFile;
 use crate::stages::arrangements;
+use crate::stages::data::Access;
 pub use manifest::Experiment;
 
 /// The registry name.
@@ -42,7 +43,7 @@ impl crate::engine::Experiment for Experiment {
     }
 
     fn list(&self, cache: &Cache) -> Result<Vec<(String, bool)>, PipelineError> {
-        let inputs = run::inputs(self)?;
+        let inputs = run::inputs(self, Access::LocalOnly)?;
         Ok(run::labelled_keys(&inputs)
             .into_iter()
             .map(|(label, key)| (label, cache.contains(&key)))

@@ -23,7 +23,7 @@ use crate::engine::{Cell, Computed, Run};
 use crate::manifest::sections::ModelSpec;
 use crate::manifest::sweep::SweepValue;
 use crate::stages::arrangements::{ArrangementRequest, arrangements};
-use crate::stages::data::{content_hash, data_seed, load_data};
+use crate::stages::data::{Access, content_hash, data_seed, load_data};
 
 /// The cache stage of one convex fit.
 pub const CONVEX_STAGE: &str = "convex";
@@ -149,7 +149,7 @@ impl Cell for FitCell<'_> {
 
 /// Loads (or generates) every point's data, sharing equal datasets, and
 /// names every point's arrangements.
-pub(super) fn inputs(experiment: &Experiment) -> Result<Inputs<'_>, PipelineError> {
+pub(super) fn inputs(experiment: &Experiment, access: Access) -> Result<Inputs<'_>, PipelineError> {
     let mut data: Vec<PreparedData> = Vec::new();
     let mut data_index: BTreeMap<String, usize> = BTreeMap::new();
     let mut arrangements: Vec<(ArrangementRequest, CacheKey)> = Vec::new();
@@ -160,7 +160,7 @@ pub(super) fn inputs(experiment: &Experiment) -> Result<Inputs<'_>, PipelineErro
         let di = match data_index.get(&id) {
             Some(&i) => i,
             None => {
-                let dataset = load_data(&point.data, seed)?;
+                let dataset = load_data(&point.data, seed, access)?;
                 let sha256 = content_hash(&dataset);
                 data.push(PreparedData {
                     dataset,
@@ -229,7 +229,7 @@ pub(super) fn run_cells<'e>(
     experiment: &'e Experiment,
     run: &mut Run<'_>,
 ) -> Result<(Inputs<'e>, LoadedArrangements, Vec<CellResult>), PipelineError> {
-    let inputs = run.stage("data", |_| inputs(experiment))?;
+    let inputs = run.stage("data", |_| inputs(experiment, Access::Fetch))?;
     let sets = run.stage("arrangements", |cache| load_arrangements(&inputs, cache))?;
     let cells: Vec<FitCell<'_>> = jobs(&inputs)
         .into_iter()
