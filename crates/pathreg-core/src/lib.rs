@@ -4,6 +4,7 @@
 
 pub mod arrangement;
 pub mod convex;
+pub mod limits;
 pub mod linalg;
 pub mod loss;
 pub mod low_rank;
@@ -28,4 +29,8 @@ pub enum CoreError {
     /// An invalid convex-program solution or parameter.
     #[error("convex program: {0}")]
     Convex(String),
+    /// Sizes whose memory would exceed a stated limit (see [`limits`]):
+    /// refused before any of it is allocated.
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
