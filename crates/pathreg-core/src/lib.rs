@@ -4,6 +4,7 @@
 
 pub mod arrangement;
 pub mod convex;
+pub mod limits;
 pub mod linalg;
 pub mod loss;
 pub mod low_rank;
@@ -12,7 +13,10 @@ pub mod network;
 mod nnls;
 pub mod unconstrained;
 
-pub use arrangement::{ArrangementMode, ArrangementSet, Mask, NeuronPattern, Triple};
+pub use arrangement::{
+    ArrangementMode, ArrangementSet, EnumerationEstimate, Mask, NeuronPattern, Triple,
+    exact_enumeration_estimate,
+};
 pub use loss::Loss;
 pub use network::{Gradient, ObjectiveValue, ParallelNetwork, Regularizer};
 
@@ -28,4 +32,9 @@ pub enum CoreError {
     /// An invalid convex-program solution or parameter.
     #[error("convex program: {0}")]
     Convex(String),
+    /// Sizes whose memory or work would exceed a stated limit (see [`limits`]
+    /// and [`arrangement::exact_enumeration_estimate`]): refused before any of
+    /// it is allocated or done.
+    #[error("too large: {0}")]
+    TooLarge(String),
 }

@@ -12,11 +12,20 @@
 /// Pivot and feasibility tolerance of the simplex.
 const EPS: f64 = 1e-11;
 
+#[cfg(test)]
+thread_local! {
+    /// Calls of [`strictly_feasible`] on this thread, for tests of the LP bound
+    /// of [`crate::arrangement::EnumerationEstimate`].
+    pub(crate) static LP_CALLS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Returns a strictly feasible `w` (`G w > 0` componentwise) or `None`.
 ///
 /// `rows` holds the rows of `G`, each of length `dim`. An empty system is
 /// feasible (witness: the zero vector is returned only in that case).
 pub fn strictly_feasible(rows: &[f64], dim: usize) -> Option<Vec<f64>> {
+    #[cfg(test)]
+    LP_CALLS.with(|c| c.set(c.get() + 1));
     let num_rows = rows.len().checked_div(dim).unwrap_or(0);
     if num_rows == 0 {
         return Some(vec![0.0; dim]);

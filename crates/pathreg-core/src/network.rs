@@ -6,7 +6,10 @@ use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::CoreError;
+use crate::limits::{array_bytes, check_allocation, total_bytes};
 use crate::loss::Loss;
+
+const F64: usize = std::mem::size_of::<f64>();
 
 /// A parallel network of `K` three-layer ReLU sub-networks,
 /// `f(X) = Σ_k ((X W1k)+ W2k)+ w3k` (eq. (1), L = 3).
@@ -77,7 +80,35 @@ impl ParallelNetwork {
         Ok(Self { w1, w2, w3 })
     }
 
+    /// Bytes of the weights of a network with `K` sub-networks of widths
+    /// `(d, m1, m2)`: `8 (K·d·m1 + K·m1·m2 + K·m2)`, saturating at `u64::MAX`.
+    /// The constructors refuse beyond [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
+    pub fn parameter_bytes(k: usize, d: usize, m1: usize, m2: usize) -> u64 {
+        total_bytes(&[
+            array_bytes(F64, &[k, d, m1]),
+            array_bytes(F64, &[k, m1, m2]),
+            array_bytes(F64, &[k, m2]),
+        ])
+    }
+
+    /// Bytes one forward pass on `n` samples keeps for backpropagation (the
+    /// hidden activations, `8 K·n·(m1 + m2)`, and the `n` outputs), saturating.
+    /// [`Self::predict`] and the objectives refuse beyond
+    /// [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
+    pub fn forward_bytes(n: usize, k: usize, m1: usize, m2: usize) -> u64 {
+        total_bytes(&[
+            array_bytes(F64, &[k, n, m1]),
+            array_bytes(F64, &[k, n, m2]),
+            array_bytes(F64, &[n]),
+        ])
+    }
+
     /// A network with i.i.d. `N(0, scale²)` weights in every layer.
+    ///
+    /// # Panics
+    ///
+    /// When the weights would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES); use
+    /// [`Self::try_gaussian`] for an error instead.
     pub fn gaussian<R: Rng + ?Sized>(
         rng: &mut R,
         k: usize,
@@ -86,10 +117,28 @@ impl ParallelNetwork {
         m2: usize,
         scale: f64,
     ) -> Self {
-        Self::gaussian_per_layer(rng, (k, d, m1, m2), [scale; 3])
+        Self::try_gaussian(rng, k, d, m1, m2, scale).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::gaussian`], refusing with [`CoreError::TooLarge`] when the
+    /// weights ([`Self::parameter_bytes`]) would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
+    pub fn try_gaussian<R: Rng + ?Sized>(
+        rng: &mut R,
+        k: usize,
+        d: usize,
+        m1: usize,
+        m2: usize,
+        scale: f64,
+    ) -> Result<Self, CoreError> {
+        Self::try_gaussian_per_layer(rng, (k, d, m1, m2), [scale; 3])
     }
 
     /// LeCun-normal initialization: layer weights `N(0, 1/fan_in)`.
+    ///
+    /// # Panics
+    ///
+    /// When the weights would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES); use
+    /// [`Self::try_lecun_normal`] for an error instead.
     pub fn lecun_normal<R: Rng + ?Sized>(
         rng: &mut R,
         k: usize,
@@ -97,22 +146,54 @@ impl ParallelNetwork {
         m1: usize,
         m2: usize,
     ) -> Self {
+        Self::try_lecun_normal(rng, k, d, m1, m2).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::lecun_normal`], refusing with [`CoreError::TooLarge`] when the
+    /// weights ([`Self::parameter_bytes`]) would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
+    pub fn try_lecun_normal<R: Rng + ?Sized>(
+        rng: &mut R,
+        k: usize,
+        d: usize,
+        m1: usize,
+        m2: usize,
+    ) -> Result<Self, CoreError> {
         let scale = |fan_in: usize| 1.0 / (fan_in.max(1) as f64).sqrt();
-        Self::gaussian_per_layer(rng, (k, d, m1, m2), [scale(d), scale(m1), scale(m2)])
+        Self::try_gaussian_per_layer(rng, (k, d, m1, m2), [scale(d), scale(m1), scale(m2)])
     }
 
     /// Gaussian weights with one standard deviation per layer, drawn in the
     /// order W1, W2, w3 (row-major), so a seed fixes the network.
+    ///
+    /// # Panics
+    ///
+    /// When the weights would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES); use
+    /// [`Self::try_gaussian_per_layer`] for an error instead.
     pub fn gaussian_per_layer<R: Rng + ?Sized>(
+        rng: &mut R,
+        sizes: (usize, usize, usize, usize),
+        scales: [f64; 3],
+    ) -> Self {
+        Self::try_gaussian_per_layer(rng, sizes, scales).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Self::gaussian_per_layer`], refusing with [`CoreError::TooLarge`] when
+    /// the weights ([`Self::parameter_bytes`]) would exceed
+    /// [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
+    pub fn try_gaussian_per_layer<R: Rng + ?Sized>(
         rng: &mut R,
         (k, d, m1, m2): (usize, usize, usize, usize),
         scales: [f64; 3],
-    ) -> Self {
+    ) -> Result<Self, CoreError> {
+        check_allocation(
+            || format!("a parallel network with (K, d, m1, m2) = ({k}, {d}, {m1}, {m2})"),
+            Self::parameter_bytes(k, d, m1, m2),
+        )?;
         let mut draw = |scale: f64| scale * standard_normal(rng);
         let w1 = Array3::from_shape_simple_fn((k, d, m1), || draw(scales[0]));
         let w2 = Array3::from_shape_simple_fn((k, m1, m2), || draw(scales[1]));
         let w3 = Array2::from_shape_simple_fn((k, m2), || draw(scales[2]));
-        Self { w1, w2, w3 }
+        Ok(Self { w1, w2, w3 })
     }
 
     /// Number of sub-networks K.
@@ -157,7 +238,16 @@ impl ParallelNetwork {
                 self.input_dim()
             )));
         }
-        Ok(())
+        let (k, m1, m2) = (self.num_subnetworks(), self.m1(), self.m2());
+        check_allocation(
+            || {
+                format!(
+                    "the forward pass of a (K, m1, m2) = ({k}, {m1}, {m2}) network on {} samples",
+                    x.nrows()
+                )
+            },
+            Self::forward_bytes(x.nrows(), k, m1, m2),
+        )
     }
 
     fn forward_cached(&self, x: ArrayView2<f64>) -> ForwardCache {
@@ -541,5 +631,63 @@ mod tests {
         let w2 = Array3::zeros((2, 5, 1));
         let w3 = Array2::zeros((2, 1));
         assert!(ParallelNetwork::new(w1, w2, w3).is_err());
+    }
+
+    #[test]
+    fn sizes_beyond_the_allocation_limit_are_errors_not_aborts() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for (k, d, m1, m2) in [
+            (1_000_000_000, 2, 3, 1),
+            (5, 1_000_000_000, 3, 1),
+            (5, 2, 1_000_000_000, 1),
+            (5, 2, 3, 1_000_000_000),
+            (usize::MAX, usize::MAX, usize::MAX, usize::MAX),
+        ] {
+            let err = ParallelNetwork::try_lecun_normal(&mut rng, k, d, m1, m2).unwrap_err();
+            assert!(matches!(err, CoreError::TooLarge(_)), "{err}");
+            assert!(err.to_string().contains("MAX_ALLOCATION_BYTES"), "{err}");
+            assert!(ParallelNetwork::try_gaussian(&mut rng, k, d, m1, m2, 1.0).is_err());
+        }
+        assert_eq!(
+            ParallelNetwork::parameter_bytes(4, 3, 5, 2),
+            8 * (60 + 40 + 8)
+        );
+        assert_eq!(
+            ParallelNetwork::forward_bytes(10, 4, 5, 2),
+            8 * (200 + 80 + 10)
+        );
+        let net = ParallelNetwork::try_lecun_normal(&mut rng, 4, 3, 5, 2).unwrap();
+        assert_eq!(net.m1(), 5);
+        // Seeded draws are the same through either constructor.
+        let a = ParallelNetwork::lecun_normal(&mut ChaCha8Rng::seed_from_u64(2), 4, 3, 5, 2);
+        let b = ParallelNetwork::try_lecun_normal(&mut ChaCha8Rng::seed_from_u64(2), 4, 3, 5, 2);
+        assert_eq!(a, b.unwrap());
+    }
+
+    #[test]
+    #[should_panic(expected = "MAX_ALLOCATION_BYTES")]
+    fn the_infallible_constructors_panic_with_the_reason_instead_of_aborting() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        ParallelNetwork::lecun_normal(&mut rng, 1_000_000_000, 1_000, 3, 1);
+    }
+
+    #[test]
+    fn a_forward_pass_beyond_the_allocation_limit_is_an_error() {
+        let (net, _, _) = random_problem(5);
+        // 10⁹ samples (one row repeated by a zero stride): 224 GB of activations.
+        let row = Array2::<f64>::zeros((1, 3));
+        let x = row.broadcast((1_000_000_000, 3)).unwrap();
+        let err = net.predict(x).unwrap_err();
+        assert!(matches!(err, CoreError::TooLarge(_)), "{err}");
+        let label = Array1::<f64>::zeros(1);
+        let y = label.broadcast(1_000_000_000).unwrap();
+        assert!(
+            net.objective(x, y, Loss::Squared, 0.1, Regularizer::Path)
+                .is_err()
+        );
+        assert!(
+            net.objective_and_gradient(x, y, Loss::Squared, 0.1, Regularizer::Path, 1.0)
+                .is_err()
+        );
     }
 }

@@ -1,20 +1,103 @@
 //! User data as CSV: feature columns, then the label column. A first row that
 //! is not entirely numeric is taken as the header.
 
+use std::fs::File;
+use std::io::{ErrorKind, Read};
 use std::path::Path;
 
 use ndarray::{Array1, Array2};
 
 use crate::{DataError, Dataset};
 
+/// The largest CSV file [`read_csv`] (and the registry's `csv:<path>`) reads:
+/// 1 GiB.
+pub const MAX_CSV_BYTES: u64 = 1 << 30;
+
 /// Reads a CSV dataset. Ragged rows, non-numbers, non-finite values, a file with
-/// fewer than two columns, and an empty file are errors naming the file and line.
+/// fewer than two columns, and an empty file are errors naming the file and line;
+/// so is anything [`read_csv_bytes`] refuses.
 pub fn read_csv(path: &Path) -> Result<Dataset, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io {
-        path: path.display().to_string(),
-        source,
+    let origin = path.display().to_string();
+    let text = String::from_utf8(read_csv_bytes(path)?).map_err(|_| DataError::Malformed {
+        path: origin.clone(),
+        line: 0,
+        reason: "not UTF-8 text".into(),
     })?;
-    parse_csv(&text, &path.display().to_string())
+    parse_csv(&text, &origin)
+}
+
+/// The bytes of the file at `path`, which must be a regular file (or a link
+/// to one) of at most [`MAX_CSV_BYTES`]: a directory, a device such as
+/// `/dev/zero`, a FIFO or a socket is refused before it is opened, and the
+/// cap is enforced while reading too (a file that grows). Errors name the
+/// file and the reason.
+pub fn read_csv_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    let origin = path.display().to_string();
+    let refuse = |kind: ErrorKind, reason: String| DataError::Io {
+        path: origin.clone(),
+        source: std::io::Error::new(kind, reason),
+    };
+    let io = |source| DataError::Io {
+        path: origin.clone(),
+        source,
+    };
+    let not_regular = |file_type: std::fs::FileType| {
+        refuse(
+            ErrorKind::InvalidInput,
+            format!(
+                "{}, not a regular file: a CSV dataset must be a file",
+                describe_file_type(file_type)
+            ),
+        )
+    };
+    let too_large = |size: u64| {
+        refuse(
+            ErrorKind::FileTooLarge,
+            format!(
+                "{size} bytes or more, over the limit of {MAX_CSV_BYTES} bytes for a CSV dataset \
+                 (MAX_CSV_BYTES)"
+            ),
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    if meta.len() > MAX_CSV_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let file = File::open(path).map_err(io)?;
+    // The path may have been replaced since it was looked at.
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(not_regular(meta.file_type()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_CSV_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_CSV_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// What a file that is not a regular file is, for error messages.
+fn describe_file_type(file_type: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
 }
 
 /// Parses CSV text; `source` names the origin in error messages.
@@ -156,5 +239,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope.csv"), "{err}");
+    }
+
+    #[test]
+    fn read_csv_refuses_what_is_not_a_regular_file() {
+        // /dev/zero used to be read until memory ran out.
+        let err = read_csv(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/dev/zero: a character device, not a regular file"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let err = read_csv(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("a directory, not a regular file"), "{err}");
+        assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        // A link to a regular file is read.
+        let file = dir.path().join("data.csv");
+        std::fs::write(&file, "a,y\n1,2\n").unwrap();
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read_csv(&link).unwrap().n(), 1);
+        let link_to_device = dir.path().join("zero.csv");
+        std::os::unix::fs::symlink("/dev/zero", &link_to_device).unwrap();
+        assert!(read_csv(&link_to_device).is_err());
+    }
+
+    #[test]
+    fn read_csv_refuses_files_over_the_size_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.csv");
+        // A sparse file: no disk space, but over the cap.
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(MAX_CSV_BYTES + 1).unwrap();
+        let err = read_csv(&big).unwrap_err().to_string();
+        assert!(err.contains("big.csv"), "{err}");
+        assert!(err.contains("MAX_CSV_BYTES"), "{err}");
+        let err = read_csv_bytes(&big).unwrap_err();
+        assert!(
+            matches!(&err, DataError::Io { source, .. } if source.kind() == ErrorKind::FileTooLarge),
+            "{err}"
+        );
+        let bad = dir.path().join("latin1.csv");
+        std::fs::write(&bad, b"a,y\n\xe9,1\n").unwrap();
+        let err = read_csv(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("latin1.csv") && err.contains("not UTF-8"),
+            "{err}"
+        );
     }
 }

@@ -510,10 +510,7 @@ fn load_uci(name: &str, dataset: &str, config: &DataConfig) -> Result<Parts, Dat
 
 fn load_csv(path: &Path, config: &DataConfig) -> Result<Parts, DataError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: origin.clone(),
-        source,
-    })?;
+    let bytes = crate::csv_file::read_csv_bytes(path)?;
     let hash = FileHash {
         file: origin.clone(),
         size: bytes.len() as u64,
@@ -551,4 +548,36 @@ fn load_csv(path: &Path, config: &DataConfig) -> Result<Parts, DataError> {
     let split = config.split.unwrap_or(Split::paper(config.seed));
     let (train, test) = split_pooled(&all, classes.as_deref(), split, &origin)?;
     Ok((train, test, labels, split, vec![hash]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_csv_route_refuses_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DataConfig::new(dir.path());
+        let err = load("csv:/dev/zero", &config).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/dev/zero: a character device, not a regular file"),
+            "{err}"
+        );
+        let err = load(&format!("csv:{}", dir.path().display()), &config)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a directory, not a regular file"), "{err}");
+        let big = dir.path().join("big.csv");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(crate::csv_file::MAX_CSV_BYTES + 1)
+            .unwrap();
+        let err = load(&format!("csv:{}", big.display()), &config)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("big.csv") && err.contains("MAX_CSV_BYTES"),
+            "{err}"
+        );
+    }
 }

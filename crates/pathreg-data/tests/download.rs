@@ -501,6 +501,74 @@ fn a_mirror_url_uses_the_mirror_layout() {
     );
 }
 
+/// A local port nobody listens on: bound, then released.
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_mirror_url_that_refuses_connections_falls_through_at_once() {
+    let body = bytes(8_000, 18);
+    let b = body.clone();
+    let server = Server::start(move |_| Reply::ok(&b));
+    let e = entry(&server.url("/canonical"), &body);
+    let tmp = tempfile::tempdir().unwrap();
+    // Real retry settings: five attempts with 1 s, 2 s, 4 s, 8 s of backoff between them.
+    let mut o = FetchOptions {
+        timeout: Duration::from_secs(3),
+        mirror: Some(Mirror::parse(&format!(
+            "http://127.0.0.1:{}/m",
+            closed_port()
+        ))),
+        ..FetchOptions::new(tmp.path())
+    };
+    let start = Instant::now();
+    let got = Downloader::new(o.clone()).fetch(&e, &no_progress).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(got.obtained, Obtained::Downloaded(server.url("/canonical")));
+    assert_eq!(server.requests().len(), 1);
+
+    // The mirror alone: one attempt, reported as a connection failure.
+    let tmp2 = tempfile::tempdir().unwrap();
+    o.data_dir = tmp2.path().to_path_buf();
+    o.canonical = false;
+    let start = Instant::now();
+    let err = Downloader::new(o).fetch(&e, &no_progress).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(2));
+    let text = err.to_string();
+    assert!(
+        text.contains("gave up after 1 attempt ") && text.contains("cannot connect"),
+        "{text}"
+    );
+    assert!(files(tmp2.path()).is_empty());
+}
+
+#[test]
+fn a_mirror_url_that_drops_the_connection_is_still_retried() {
+    let body = bytes(50_000, 19);
+    let b = body.clone();
+    let mirror = Server::start(move |r| match r.n {
+        0 => Reply::cut(&b, 20_000),
+        _ => serve_range(&b, r),
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = options(tmp.path());
+    o.mirror = Some(Mirror::parse(&mirror.url("/m")));
+    o.canonical = false;
+    let e = entry("http://127.0.0.1:9/never", &body);
+    let got = Downloader::new(o).fetch(&e, &no_progress).unwrap();
+    assert_eq!(
+        got.obtained,
+        Obtained::Downloaded(mirror.url("/m/toy/data.bin"))
+    );
+    assert_eq!(mirror.requests().len(), 2);
+}
+
 #[test]
 fn import_adopts_verified_files_and_rejects_bad_ones() {
     let body = bytes(3_000, 18);

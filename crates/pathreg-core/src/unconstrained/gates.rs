@@ -5,6 +5,7 @@ use rand::Rng;
 
 use crate::CoreError;
 use crate::arrangement::{Mask, NeuronPattern, Triple};
+use crate::limits::{array_bytes, check_allocation, total_bytes};
 use crate::network::standard_normal;
 
 /// `K` sampled arrangements, stored as the gate vectors that define them.
@@ -20,7 +21,32 @@ pub struct SampledArrangements {
     gates: Array2<f64>,
 }
 
+const F64: usize = std::mem::size_of::<f64>();
+
 impl SampledArrangements {
+    /// Bytes [`Self::sample`] allocates for `K` arrangements of `m1` gates in
+    /// `R^d` (the gates `W1` twice, as drawn and packed, and `w2` as drawn, its
+    /// magnitudes and its signs), saturating at `u64::MAX`. [`Self::sample`]
+    /// and [`Self::new`] refuse beyond [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
+    pub fn bytes(k: usize, d: usize, m1: usize) -> u64 {
+        total_bytes(&[
+            array_bytes(2 * F64, &[k, d, m1]),
+            array_bytes(2 * F64 + 1, &[k, m1]),
+        ])
+    }
+
+    /// Bytes [`Self::masks`] allocates on `n` samples for `K` arrangements of
+    /// `m1` gates (the pre-activations and `D1`, both `n × K·m1`, `D2`,
+    /// `n × K`, and the signs), saturating at `u64::MAX`. [`Self::masks`]
+    /// refuses beyond [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
+    pub fn masks_bytes(n: usize, k: usize, m1: usize) -> u64 {
+        total_bytes(&[
+            array_bytes(2 * F64, &[n, k, m1]),
+            array_bytes(F64, &[n, k]),
+            array_bytes(F64, &[k, m1]),
+        ])
+    }
+
     /// Arrangements from gate weights `w1` (`K × d × m1`), sign pattern
     /// `signs` (`K × m1`) and magnitudes `w2_abs ≥ 0` (`K × m1`).
     pub fn new(
@@ -44,6 +70,10 @@ impl SampledArrangements {
                 (k, m1)
             )));
         }
+        check_allocation(
+            || format!("{k} sampled arrangements of {m1} gates in R^{d}"),
+            Self::bytes(k, d, m1),
+        )?;
         if w1.iter().any(|v| !v.is_finite()) || w2_abs.iter().any(|v| !v.is_finite() || *v < 0.0) {
             return Err(CoreError::Arrangement(
                 "gate weights must be finite and |w2| non-negative".into(),
@@ -81,6 +111,10 @@ impl SampledArrangements {
         d: usize,
         m1: usize,
     ) -> Result<Self, CoreError> {
+        check_allocation(
+            || format!("{k} sampled arrangements of {m1} gates in R^{d}"),
+            Self::bytes(k, d, m1),
+        )?;
         let mut w1 = Array3::zeros((k, d, m1));
         let mut w2 = Array2::zeros((k, m1));
         for kk in 0..k {
@@ -130,6 +164,10 @@ impl SampledArrangements {
             )));
         }
         let (k, m1) = (self.k(), self.m1());
+        check_allocation(
+            || format!("the masks of {k} sampled arrangements of {m1} gates on {n} samples"),
+            Self::masks_bytes(n, k, m1),
+        )?;
         let pre1 = x.dot(&self.gates);
         let d1 = pre1.mapv(|v| if v > 0.0 { 1.0 } else { 0.0 });
         let mut d2 = Array2::zeros((n, k));
@@ -254,6 +292,32 @@ mod tests {
                 Array2::zeros((2, 2))
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn sizes_beyond_the_allocation_limit_are_errors_not_aborts() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for (k, d, m1) in [
+            (1_000_000_000, 10, 100),
+            (40, 1_000_000_000, 100),
+            (40, 10, 1_000_000_000),
+            (usize::MAX, usize::MAX, usize::MAX),
+        ] {
+            let err = SampledArrangements::sample(&mut rng, k, d, m1).unwrap_err();
+            assert!(matches!(err, CoreError::TooLarge(_)), "{err}");
+        }
+        assert_eq!(SampledArrangements::bytes(2, 3, 4), 16 * 24 + 17 * 8);
+        // The masks of 10⁹ samples (one row repeated by a zero stride).
+        let (arr, _, _, _) = problem(12, 3, 3, 2, 2);
+        let row = Array2::<f64>::zeros((1, 3));
+        let err = arr
+            .masks(row.broadcast((1_000_000_000, 3)).unwrap())
+            .unwrap_err();
+        assert!(matches!(err, CoreError::TooLarge(_)), "{err}");
+        assert_eq!(
+            SampledArrangements::masks_bytes(10, 3, 2),
+            8 * (120 + 30 + 6)
         );
     }
 }

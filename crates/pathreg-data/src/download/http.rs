@@ -1,6 +1,7 @@
 //! HTTP: one client with timeouts, retries with exponential backoff, resumption of a
 //! dropped transfer with a `Range` request (and `Content-Range` parsing), and the
-//! description of reqwest errors.
+//! description of reqwest errors. A server that cannot be reached at all (connection
+//! refused, unknown host) is retried only when asked to ([`WhenUnreachable`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -12,6 +13,18 @@ use super::verify::{CopyError, Hashed, check_bytes_hash, copy_hashed};
 use super::{Downloader, Progress, ProgressFn};
 use crate::DataError;
 use crate::manifest::Pin;
+
+/// What a transfer does when a request cannot connect for another reason than a
+/// timeout (connection refused, host name not resolved, no route to the host): the
+/// server is not there, so retrying with backoff only delays the next source. Timeouts,
+/// dropped connections and 5xx are retried either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum WhenUnreachable {
+    /// Retry with backoff like any other failure (the canonical URLs).
+    Retry,
+    /// Give up on this source at once (a mirror: the next source is tried).
+    GiveUp,
+}
 
 impl Downloader {
     /// The HTTP client, built on first use (the error, if building failed, is about `url`).
@@ -41,10 +54,11 @@ impl Downloader {
         dest: &Path,
         pin: Option<&Pin>,
         label: &str,
+        unreachable: WhenUnreachable,
         progress: ProgressFn<'_>,
     ) -> Result<String, DataError> {
         let part = sibling(dest, "part");
-        let sha = self.transfer(url, &part, pin, label, progress)?;
+        let sha = self.transfer(url, &part, pin, label, unreachable, progress)?;
         place(&part, dest)?;
         progress(Progress::Finished {
             file: label,
@@ -62,16 +76,17 @@ impl Downloader {
         part: &Path,
         pin: Option<&Pin>,
         label: &str,
+        unreachable: WhenUnreachable,
         progress: ProgressFn<'_>,
     ) -> Result<String, DataError> {
         let resumed_old = std::fs::metadata(part)
             .map(|m| m.len() > 0)
             .unwrap_or(false);
-        let result = self.transfer_once(url, part, pin, label, progress);
+        let result = self.transfer_once(url, part, pin, label, unreachable, progress);
         let result = match result {
             // A stale partial from an earlier run: start again from zero once.
             Err(DataError::HashMismatch { .. }) if resumed_old => {
-                self.transfer_once(url, part, pin, label, progress)
+                self.transfer_once(url, part, pin, label, unreachable, progress)
             }
             other => other,
         };
@@ -86,13 +101,15 @@ impl Downloader {
 
     /// One pass of [`Downloader::transfer`]: resumes from what `part` holds (re-hashing
     /// it), then makes up to `attempts` requests, each asking with `Range` for the bytes
-    /// still missing.
+    /// still missing (only one when the server is unreachable and `unreachable` says
+    /// to give up).
     fn transfer_once(
         &self,
         url: &str,
         part: &Path,
         pin: Option<&Pin>,
         label: &str,
+        unreachable: WhenUnreachable,
         progress: ProgressFn<'_>,
     ) -> Result<String, DataError> {
         let client = self.client(url)?;
@@ -138,6 +155,7 @@ impl Downloader {
         let attempts = self.options.attempts.max(1);
         let mut last_error = String::from("no attempt made");
         let mut complete = false;
+        let mut made = 0;
         for attempt in 0..attempts {
             if attempt > 0 {
                 let factor = 1u32 << (attempt - 1).min(16);
@@ -158,10 +176,14 @@ impl Downloader {
             if from > 0 {
                 request = request.header(reqwest::header::RANGE, format!("bytes={from}-"));
             }
+            made += 1;
             let mut response = match request.send() {
                 Ok(r) => r,
                 Err(e) => {
                     last_error = describe(&e);
+                    if unreachable == WhenUnreachable::GiveUp && is_unreachable(&e) {
+                        break;
+                    }
                     continue;
                 }
             };
@@ -294,7 +316,9 @@ impl Downloader {
             return Err(DataError::Fetch {
                 url: url.to_string(),
                 reason: format!(
-                    "gave up after {attempts} attempts with {done} of {expected} bytes{kept}: {last_error}"
+                    "gave up after {made} attempt{} with {done} of {expected} bytes{kept}: \
+                     {last_error}",
+                    if made == 1 { "" } else { "s" }
                 ),
             });
         }
@@ -321,6 +345,12 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
         w => Some(w.parse().ok()?),
     };
     Some((start, whole))
+}
+
+/// Whether `e` is a failure to connect that is not a timeout: connection refused, host
+/// name not resolved, no route to the host.
+fn is_unreachable(e: &reqwest::Error) -> bool {
+    e.is_connect() && !e.is_timeout()
 }
 
 /// A reqwest error with what kind it is (timeout, connection) and its whole cause chain.

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::http::WhenUnreachable;
 use super::place::stream_verified;
 use super::verify::check_file_size;
 use super::{Progress, ProgressFn, Source};
@@ -44,7 +45,8 @@ impl Mirror {
         match self {
             Mirror::Dir(dir) => Source::Dir(dir.join(entry.relative_path())),
             Mirror::Url(base) => {
-                Source::Url(format!("{}/{}", base.trim_end_matches('/'), entry.label()))
+                let url = format!("{}/{}", base.trim_end_matches('/'), entry.label());
+                Source::Url(url, WhenUnreachable::GiveUp)
             }
         }
     }

@@ -9,7 +9,9 @@
 //! - does nothing for files already present and verified (they are re-hashed);
 //! - retries 5xx, 408, 429, connection errors and timeouts with exponential backoff, and
 //!   resumes a dropped transfer with an HTTP `Range` request (restarting from zero when
-//!   the server ignores it), then verifies the whole file;
+//!   the server ignores it), then verifies the whole file; a mirror URL that cannot be
+//!   reached at all (connection refused, unknown host) is not retried: the next source
+//!   is tried at once;
 //! - applies a timeout to connecting, to the response headers and to every read;
 //! - holds an exclusive lock on `.<name>.lock` while fetching a file, so two processes
 //!   fetching the same file do not interleave (the second finds it verified);
@@ -46,6 +48,7 @@ use crate::manifest::{Archive, FileEntry, Manifest, Pin};
 pub use mirror::Mirror;
 pub use verify::{hash_file, sha256_hex, verify_bytes, verify_file};
 
+use http::WhenUnreachable;
 use mirror::copy_verified;
 use place::{create_parent, lock, sibling, stream_verified};
 use verify::is_other_pinned_file;
@@ -61,7 +64,8 @@ pub struct FetchOptions {
     pub canonical: bool,
     /// Timeout for connecting, for the response headers, and for each read of the body.
     pub timeout: Duration,
-    /// Requests per source before giving up (at least 1).
+    /// Requests per source before giving up (at least 1; a mirror URL that cannot be
+    /// reached at all gets one).
     pub attempts: u32,
     /// First backoff delay; doubled after each failed attempt, capped at 30 s.
     pub backoff: Duration,
@@ -167,8 +171,9 @@ pub struct Downloader {
 enum Source {
     /// A file in a mirror folder.
     Dir(PathBuf),
-    /// A mirror's or the canonical URL.
-    Url(String),
+    /// A mirror's URL (which gives up on a mirror that cannot be reached) or the
+    /// canonical URL (which retries).
+    Url(String, WhenUnreachable),
 }
 
 impl Downloader {
@@ -200,7 +205,7 @@ impl Downloader {
         if self.options.canonical
             && let Some(url) = &entry.url
         {
-            out.push(Source::Url(url.clone()));
+            out.push(Source::Url(url.clone(), WhenUnreachable::Retry));
         }
         out
     }
@@ -230,8 +235,8 @@ impl Downloader {
                     copy_verified(path, &dest, &entry.pin, &label, progress)
                         .map(|()| Obtained::Copied(path.clone()))
                 }
-                Source::Url(url) => self
-                    .download_verified(url, &dest, Some(&entry.pin), &label, progress)
+                Source::Url(url, unreachable) => self
+                    .download_verified(url, &dest, Some(&entry.pin), &label, *unreachable, progress)
                     .map(|_| Obtained::Downloaded(url.clone())),
             };
             match result {
@@ -376,7 +381,9 @@ impl Downloader {
         }
         let part = sibling(&archive_dest, "part");
         let label = format!("{}/{name}", manifest.directory);
-        if let Err(e) = self.transfer(&archive.url, &part, archive.pin.as_ref(), &label, progress) {
+        let pin = archive.pin.as_ref();
+        let retry = WhenUnreachable::Retry;
+        if let Err(e) = self.transfer(&archive.url, &part, pin, &label, retry, progress) {
             return all_fail(e);
         }
         let file = match File::open(&part) {
