@@ -12,6 +12,7 @@ use pathreg_core::{Loss, ParallelNetwork, Regularizer};
 use pathreg_data::Dataset;
 use pathreg_data::registry::{DataConfig, load};
 use pathreg_data::split::Split;
+use pathreg_pipeline::Limits;
 use pathreg_pipeline::kinds::table2;
 use pathreg_pipeline::manifest::ManifestFile;
 use pathreg_pipeline::manifest::sections::DataSpec;
@@ -40,7 +41,8 @@ pub fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
 /// Every measurement, each repeated `repeat` (≥ 1) times or fewer.
 fn measure(root: &Path, repeat: usize) -> Result<()> {
     let manifest_path = root.join("experiments/table2.toml");
-    let experiment = table2::manifest::parse(&ManifestFile::read(&manifest_path)?)?;
+    let experiment =
+        table2::manifest::parse(&ManifestFile::read(&manifest_path)?, Limits::Enforced)?;
     let DataSpec::Teacher(teacher) = &experiment.data else {
         anyhow::bail!("the benchmark expects table2.toml to use teacher data");
     };
@@ -183,7 +185,7 @@ fn epochs(data: &Dataset, repeat: usize) -> Result<()> {
                 stop_at_full_accuracy: false,
             };
             let mut rng = ChaCha8Rng::seed_from_u64(3);
-            let network = ParallelNetwork::lecun_normal(&mut rng, K, x.ncols(), M1, 1);
+            let network = ParallelNetwork::lecun_normal(&mut rng, K, x.ncols(), M1, 1)?;
             train(x, y, network, &settings, &mut rng)?;
             Ok(())
         })?;

@@ -8,14 +8,20 @@ use std::sync::Mutex;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pathreg_data::DataError;
-use pathreg_pipeline::{PipelineError, Planned, Progress, RunOptions, RunSummary};
+use pathreg_pipeline::{Limits, PipelineError, Planned, Progress, RunOptions, RunSummary};
 
 /// Reads and checks every manifest before any of them runs (valid, distinct
 /// names, output folders free), so a bad manifest fails before any work.
 pub fn plan_all(manifests: &[PathBuf], common: &CommonArgs, root: &Path) -> Result<Vec<Planned>> {
+    let limits = if common.override_limits {
+        Limits::Overridden
+    } else {
+        Limits::Enforced
+    };
     Ok(pathreg_pipeline::plan(
         manifests,
         &common.outputs_root(root),
+        limits,
     )?)
 }
 
@@ -37,6 +43,10 @@ pub struct CommonArgs {
     /// The hash lock (default: <workspace>/outputs/results.lock).
     #[arg(long)]
     pub lock: Option<PathBuf>,
+    /// Run manifests beyond the memory, work and cell limits checked before
+    /// any work starts (allocations that cannot succeed are still refused).
+    #[arg(long)]
+    pub override_limits: bool,
 }
 
 impl CommonArgs {
@@ -101,6 +111,9 @@ pub fn run_one(planned: &Planned, common: &CommonArgs, root: &Path) -> Result<Ru
             let Ok(bar) = shared.lock() else { return };
             match event {
                 Progress::Stage(stage) => bar.set_message(stage),
+                Progress::StageStep { stage, done, total } => {
+                    bar.set_message(format!("{stage} {done}/{total}"));
+                }
                 Progress::CellsStarted(total) => {
                     bar.set_length(total as u64);
                     bar.set_message("fitting");

@@ -325,3 +325,61 @@ fn manifest_type_errors_name_the_key_and_the_path_once() {
     assert!(said.contains("model.m1: invalid type"), "{said}");
     assert_eq!(said.matches(bad.to_str().unwrap()).count(), 1, "{said}");
 }
+
+#[test]
+fn sizes_beyond_the_limits_are_refused_before_any_work_with_key_estimate_and_limit() {
+    let s = Scratch::new();
+    let base = TINY.replace("[nonconvex]", "[other]");
+    let base = &base[..base.find("[other]").unwrap()];
+    let cases: [(String, &str, &str); 6] = [
+        (base.replace("beta = 0.05", "beta = 1e-300"), "model.beta", "below 1e-12"),
+        (base.replace("m1 = 2\nbeta", "m1 = 2\nm2 = 1000000000\nbeta"), "model.m1, model.m2", "over the limit"),
+        (base.replace("teacher_m1 = 2", "teacher_m1 = 1000000000"), "data.teacher_m1", "over the limit"),
+        (base.replace("n = 4", "n = 1000000000"), "data.n", "over the limit"),
+        (base.replace("n = 4", "n = 30"), "arrangements.mode", "MAX_EXACT_WORK"),
+        (
+            format!(
+                "{base}[nonconvex]\noptimizer = \"sgd\"\nlr = 0.1\nepochs = 10\nbatch_size = 2\nruns = 1000000000\n\n[sweep]\nK = [2]\n"
+            ),
+            "nonconvex.runs",
+            "cells, over the limit",
+        ),
+    ];
+    for (manifest, key, reason) in cases {
+        let path = s.path("big.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let start = std::time::Instant::now();
+        let out = s.run(&[path.to_str().unwrap()]);
+        let said = text(&out);
+        assert!(!out.status.success(), "{said}");
+        assert!(said.contains(key) && said.contains(reason) && said.contains("--override-limits"), "{key}: {said}");
+        assert!(start.elapsed().as_secs() < 10, "{key} took {:?}", start.elapsed());
+        assert!(!s.path("cache").exists(), "refused before any work");
+    }
+    // The override lets a refused β through to the solver, which then fails loudly or runs.
+    let path = s.path("tiny-beta.toml");
+    std::fs::write(&path, base.replace("beta = 0.05", "beta = 1e-13")).unwrap();
+    let refused = s.run(&[path.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let overridden = s.run(&["--override-limits", path.to_str().unwrap()]);
+    assert!(!text(&overridden).contains("--override-limits"), "{}", text(&overridden));
+}
+
+#[test]
+fn a_csv_path_that_is_not_a_regular_file_is_refused() {
+    let s = Scratch::new();
+    let path = s.path("zero.toml");
+    let base = TINY.replace("[nonconvex]", "[other]");
+    let base = &base[..base.find("[other]").unwrap()];
+    std::fs::write(
+        &path,
+        base.replace(
+            "source = \"teacher\"\nn = 4\nd = 2\nteacher_k = 2\nteacher_m1 = 2\nteacher_m2 = 1",
+            "source = \"csv\"\npath = \"/dev/zero\"",
+        ),
+    )
+    .unwrap();
+    let out = s.run(&[path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+}

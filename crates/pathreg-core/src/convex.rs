@@ -284,6 +284,10 @@ impl ConvexSolution {
             }
         }
         let k = groups.len();
+        crate::limits::check_allocation(
+            || format!("Proposition 1's network with (K, d, m1, m2) = ({k}, {d}, {m1}, {m2})"),
+            ParallelNetwork::parameter_bytes(k, d, m1, m2),
+        )?;
         let mut w1 = Array3::zeros((k, d, m1));
         let mut w2 = Array3::zeros((k, m1, m2));
         let mut w3 = Array2::zeros((k, m2));

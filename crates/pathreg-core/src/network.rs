@@ -103,12 +103,8 @@ impl ParallelNetwork {
         ])
     }
 
-    /// A network with i.i.d. `N(0, scale²)` weights in every layer.
-    ///
-    /// # Panics
-    ///
-    /// When the weights would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES); use
-    /// [`Self::try_gaussian`] for an error instead.
+    /// A network with i.i.d. `N(0, scale²)` weights in every layer, refusing with [`CoreError::TooLarge`] when the
+    /// weights ([`Self::parameter_bytes`]) would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
     pub fn gaussian<R: Rng + ?Sized>(
         rng: &mut R,
         k: usize,
@@ -116,42 +112,13 @@ impl ParallelNetwork {
         m1: usize,
         m2: usize,
         scale: f64,
-    ) -> Self {
-        Self::try_gaussian(rng, k, d, m1, m2, scale).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// [`Self::gaussian`], refusing with [`CoreError::TooLarge`] when the
-    /// weights ([`Self::parameter_bytes`]) would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
-    pub fn try_gaussian<R: Rng + ?Sized>(
-        rng: &mut R,
-        k: usize,
-        d: usize,
-        m1: usize,
-        m2: usize,
-        scale: f64,
     ) -> Result<Self, CoreError> {
-        Self::try_gaussian_per_layer(rng, (k, d, m1, m2), [scale; 3])
+        Self::gaussian_per_layer(rng, (k, d, m1, m2), [scale; 3])
     }
 
-    /// LeCun-normal initialization: layer weights `N(0, 1/fan_in)`.
-    ///
-    /// # Panics
-    ///
-    /// When the weights would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES); use
-    /// [`Self::try_lecun_normal`] for an error instead.
-    pub fn lecun_normal<R: Rng + ?Sized>(
-        rng: &mut R,
-        k: usize,
-        d: usize,
-        m1: usize,
-        m2: usize,
-    ) -> Self {
-        Self::try_lecun_normal(rng, k, d, m1, m2).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// [`Self::lecun_normal`], refusing with [`CoreError::TooLarge`] when the
+    /// LeCun-normal initialization (layer weights `N(0, 1/fan_in)`), refusing with [`CoreError::TooLarge`] when the
     /// weights ([`Self::parameter_bytes`]) would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
-    pub fn try_lecun_normal<R: Rng + ?Sized>(
+    pub fn lecun_normal<R: Rng + ?Sized>(
         rng: &mut R,
         k: usize,
         d: usize,
@@ -159,28 +126,14 @@ impl ParallelNetwork {
         m2: usize,
     ) -> Result<Self, CoreError> {
         let scale = |fan_in: usize| 1.0 / (fan_in.max(1) as f64).sqrt();
-        Self::try_gaussian_per_layer(rng, (k, d, m1, m2), [scale(d), scale(m1), scale(m2)])
+        Self::gaussian_per_layer(rng, (k, d, m1, m2), [scale(d), scale(m1), scale(m2)])
     }
 
     /// Gaussian weights with one standard deviation per layer, drawn in the
-    /// order W1, W2, w3 (row-major), so a seed fixes the network.
-    ///
-    /// # Panics
-    ///
-    /// When the weights would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES); use
-    /// [`Self::try_gaussian_per_layer`] for an error instead.
-    pub fn gaussian_per_layer<R: Rng + ?Sized>(
-        rng: &mut R,
-        sizes: (usize, usize, usize, usize),
-        scales: [f64; 3],
-    ) -> Self {
-        Self::try_gaussian_per_layer(rng, sizes, scales).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// [`Self::gaussian_per_layer`], refusing with [`CoreError::TooLarge`] when
+    /// order W1, W2, w3 (row-major), so a seed fixes the network; refusing with [`CoreError::TooLarge`] when
     /// the weights ([`Self::parameter_bytes`]) would exceed
     /// [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
-    pub fn try_gaussian_per_layer<R: Rng + ?Sized>(
+    pub fn gaussian_per_layer<R: Rng + ?Sized>(
         rng: &mut R,
         (k, d, m1, m2): (usize, usize, usize, usize),
         scales: [f64; 3],
@@ -519,7 +472,7 @@ mod tests {
 
     fn random_problem(seed: u64) -> (ParallelNetwork, Array2<f64>, Array1<f64>) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let net = ParallelNetwork::gaussian(&mut rng, 4, 3, 5, 2, 1.0);
+        let net = ParallelNetwork::gaussian(&mut rng, 4, 3, 5, 2, 1.0).unwrap();
         let x = Array2::from_shape_fn((7, 3), |_| standard_normal(&mut rng));
         let y = Array1::from_shape_fn(7, |_| standard_normal(&mut rng));
         (net, x, y)
@@ -643,10 +596,10 @@ mod tests {
             (5, 2, 3, 1_000_000_000),
             (usize::MAX, usize::MAX, usize::MAX, usize::MAX),
         ] {
-            let err = ParallelNetwork::try_lecun_normal(&mut rng, k, d, m1, m2).unwrap_err();
+            let err = ParallelNetwork::lecun_normal(&mut rng, k, d, m1, m2).unwrap_err();
             assert!(matches!(err, CoreError::TooLarge(_)), "{err}");
             assert!(err.to_string().contains("MAX_ALLOCATION_BYTES"), "{err}");
-            assert!(ParallelNetwork::try_gaussian(&mut rng, k, d, m1, m2, 1.0).is_err());
+            assert!(ParallelNetwork::gaussian(&mut rng, k, d, m1, m2, 1.0).is_err());
         }
         assert_eq!(
             ParallelNetwork::parameter_bytes(4, 3, 5, 2),
@@ -656,19 +609,12 @@ mod tests {
             ParallelNetwork::forward_bytes(10, 4, 5, 2),
             8 * (200 + 80 + 10)
         );
-        let net = ParallelNetwork::try_lecun_normal(&mut rng, 4, 3, 5, 2).unwrap();
+        let net = ParallelNetwork::lecun_normal(&mut rng, 4, 3, 5, 2).unwrap();
         assert_eq!(net.m1(), 5);
-        // Seeded draws are the same through either constructor.
+        // A seed fixes the network.
         let a = ParallelNetwork::lecun_normal(&mut ChaCha8Rng::seed_from_u64(2), 4, 3, 5, 2);
-        let b = ParallelNetwork::try_lecun_normal(&mut ChaCha8Rng::seed_from_u64(2), 4, 3, 5, 2);
-        assert_eq!(a, b.unwrap());
-    }
-
-    #[test]
-    #[should_panic(expected = "MAX_ALLOCATION_BYTES")]
-    fn the_infallible_constructors_panic_with_the_reason_instead_of_aborting() {
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        ParallelNetwork::lecun_normal(&mut rng, 1_000_000_000, 1_000, 3, 1);
+        let b = ParallelNetwork::lecun_normal(&mut ChaCha8Rng::seed_from_u64(2), 4, 3, 5, 2);
+        assert_eq!(a.unwrap(), b.unwrap());
     }
 
     #[test]

@@ -153,7 +153,7 @@ fn label_with_teacher(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Dataset, ParallelNetwork), DataError> {
     let d = x.ncols();
-    let net = ParallelNetwork::try_gaussian(rng, teacher.k, d, teacher.m1, teacher.m2, 1.0)
+    let net = ParallelNetwork::gaussian(rng, teacher.k, d, teacher.m1, teacher.m2, 1.0)
         .map_err(|e| DataError::Invalid(e.to_string()))?;
     let mut y = net
         .predict(x.view())

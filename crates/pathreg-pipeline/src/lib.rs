@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use engine::{Progress, RunOptions, RunSummary, cache, results_lock as lock, seeds};
 use manifest::ManifestFile;
+pub use manifest::budget::Limits;
 
 /// A manifest read and checked by its kind, ready to run.
 pub struct Planned {
@@ -57,11 +58,17 @@ impl Planned {
     }
 }
 
-/// Reads a manifest and checks it by its kind, without running anything.
+/// Reads a manifest and checks it by its kind (limits enforced), without
+/// running anything.
 pub fn load_manifest(path: &Path) -> Result<Planned, PipelineError> {
+    load_manifest_with(path, Limits::Enforced)
+}
+
+/// Reads a manifest and checks it by its kind and against `limits`.
+pub fn load_manifest_with(path: &Path, limits: Limits) -> Result<Planned, PipelineError> {
     let file = ManifestFile::read(path)?;
     let kind = kinds::kind_of(&file)?;
-    let experiment = (kind.load)(&file)?;
+    let experiment = (kind.load)(&file, limits)?;
     Ok(Planned {
         kind,
         experiment,
@@ -71,10 +78,14 @@ pub fn load_manifest(path: &Path) -> Result<Planned, PipelineError> {
 
 /// Reads and checks every manifest before anything runs: each must be valid,
 /// their names distinct, and `outputs_root/<name>` a folder or absent.
-pub fn plan(paths: &[PathBuf], outputs_root: &Path) -> Result<Vec<Planned>, PipelineError> {
+pub fn plan(
+    paths: &[PathBuf],
+    outputs_root: &Path,
+    limits: Limits,
+) -> Result<Vec<Planned>, PipelineError> {
     let mut planned: Vec<Planned> = Vec::with_capacity(paths.len());
     for path in paths {
-        let next = load_manifest(path)?;
+        let next = load_manifest_with(path, limits)?;
         if let Some(first) = planned.iter().find(|p| p.name() == next.name()) {
             return Err(PipelineError::DuplicateName {
                 name: next.name().to_string(),

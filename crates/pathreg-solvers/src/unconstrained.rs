@@ -187,7 +187,7 @@ pub fn train_convex<R: Rng + ?Sized>(
         )));
     }
     let masks = arrangements.masks(x)?;
-    let vars = SampledVariables::zeros(arrangements.k(), arrangements.d(), arrangements.m1());
+    let vars = SampledVariables::zeros(arrangements.k(), arrangements.d(), arrangements.m1())?;
     let mut run = Run {
         x,
         y,

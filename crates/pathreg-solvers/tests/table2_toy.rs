@@ -79,7 +79,7 @@ fn convex_optimum_is_below_every_sgd_run() {
         for k in [5, 20] {
             for run in 0..3u64 {
                 let mut rng = ChaCha8Rng::seed_from_u64(100 * seed + run);
-                let init = ParallelNetwork::lecun_normal(&mut rng, k, 2, 3, 1);
+                let init = ParallelNetwork::lecun_normal(&mut rng, k, 2, 3, 1).unwrap();
                 let settings = TrainSettings {
                     optimizer: Optimizer::Sgd {
                         lr: 0.01,

@@ -147,7 +147,7 @@ mod tests {
         let masks = arr.masks(x.view()).unwrap();
         // A feasible point: z_kj = c_k |w2_kj| I_kj w1_kj is exactly the gate
         // network scaled, so both layers' constraints hold by construction.
-        let mut feasible = SampledVariables::zeros(k, d, m1);
+        let mut feasible = SampledVariables::zeros(k, d, m1).unwrap();
         for kk in 0..k {
             for prime in [false, true] {
                 let c = if prime { 0.5 } else { 1.5 } + kk as f64;

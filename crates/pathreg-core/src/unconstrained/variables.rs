@@ -16,25 +16,15 @@ pub struct SampledVariables {
 
 impl SampledVariables {
     /// Bytes of the variables for `K` arrangements of `m1` gates in `R^d`
-    /// (`8 · d · 2K·m1`), saturating at `u64::MAX`. [`Self::try_zeros`]
+    /// (`8 · d · 2K·m1`), saturating at `u64::MAX`. [`Self::zeros`]
     /// refuses beyond [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
     pub fn bytes(k: usize, d: usize, m1: usize) -> u64 {
         array_bytes(std::mem::size_of::<f64>(), &[d, 2, k, m1])
     }
 
-    /// `Z = Z' = 0`.
-    ///
-    /// # Panics
-    ///
-    /// When the variables would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES); use
-    /// [`Self::try_zeros`] for an error instead.
-    pub fn zeros(k: usize, d: usize, m1: usize) -> Self {
-        Self::try_zeros(k, d, m1).unwrap_or_else(|e| panic!("{e}"))
-    }
-
     /// `Z = Z' = 0`, refusing with [`CoreError::TooLarge`] when the variables
     /// ([`Self::bytes`]) would exceed [`MAX_ALLOCATION_BYTES`](crate::limits::MAX_ALLOCATION_BYTES).
-    pub fn try_zeros(k: usize, d: usize, m1: usize) -> Result<Self, CoreError> {
+    pub fn zeros(k: usize, d: usize, m1: usize) -> Result<Self, CoreError> {
         check_allocation(
             || format!("the variables (Z, Z') of {k} arrangements of {m1} gates in R^{d}"),
             Self::bytes(k, d, m1),
@@ -56,7 +46,7 @@ impl SampledVariables {
             )));
         }
         let (k, d, m1) = z.dim();
-        let mut out = Self::zeros(k, d, m1);
+        let mut out = Self::zeros(k, d, m1)?;
         for kk in 0..k {
             out.block_mut(kk, false).assign(&z.index_axis(Axis(0), kk));
             out.block_mut(kk, true)
@@ -216,12 +206,15 @@ mod tests {
     fn sizes_beyond_the_allocation_limit_are_errors_not_aborts() {
         assert_eq!(SampledVariables::bytes(3, 4, 5), 8 * 4 * 30);
         for (k, d, m1) in [(1_000_000_000, 10, 100), (usize::MAX, 2, 2)] {
-            let err = SampledVariables::try_zeros(k, d, m1).unwrap_err();
+            let err = SampledVariables::zeros(k, d, m1).unwrap_err();
             assert!(matches!(err, CoreError::TooLarge(_)), "{err}");
         }
         assert_eq!(
-            SampledVariables::try_zeros(3, 4, 5).unwrap(),
             SampledVariables::zeros(3, 4, 5)
+                .unwrap()
+                .group_norms()
+                .len(),
+            2 * 3
         );
     }
 }

@@ -36,6 +36,15 @@ use provenance::{Identity, Provenance};
 pub enum Progress {
     /// A stage before the cells started.
     Stage(String),
+    /// How far a long stage (e.g. exact enumeration) has come: done of total.
+    StageStep {
+        /// The stage.
+        stage: String,
+        /// Units done.
+        done: usize,
+        /// Units in all.
+        total: usize,
+    },
     /// The cells are about to run.
     CellsStarted(usize),
     /// One cell finished (computed or loaded from the cache).
@@ -152,13 +161,26 @@ impl<'o> Run<'o> {
     pub fn stage<T>(
         &mut self,
         name: &str,
-        work: impl FnOnce(&Cache) -> Result<T, PipelineError>,
+        work: impl FnOnce(&Run<'o>) -> Result<T, PipelineError>,
     ) -> Result<T, PipelineError> {
         (self.options.progress)(Progress::Stage(name.to_string()));
         let start = Instant::now();
-        let value = work(&self.cache)?;
+        let value = work(self)?;
         self.record_time(name, start.elapsed().as_secs_f64());
         Ok(value)
+    }
+
+    /// Reports how far the stage `stage` has come (at most about a hundred
+    /// reports per stage reach the listener).
+    pub fn step(&self, stage: &str, done: usize, total: usize) {
+        let every = (total / 100).max(1);
+        if done.is_multiple_of(every) || done == total {
+            (self.options.progress)(Progress::StageStep {
+                stage: stage.to_string(),
+                done,
+                total,
+            });
+        }
     }
 
     /// Records (adds to) a stage's time, seconds.

@@ -12,6 +12,7 @@ pub mod table2;
 use crate::PipelineError;
 use crate::engine::Experiment;
 use crate::manifest::ManifestFile;
+use crate::manifest::budget::Limits;
 
 /// One experiment kind.
 pub struct Kind {
@@ -19,9 +20,13 @@ pub struct Kind {
     pub name: &'static str,
     /// The cache stages its runs write (for `clean --stage`).
     pub stages: &'static [&'static str],
-    /// Reads and validates a manifest of this kind.
-    pub load: fn(&ManifestFile) -> Result<Box<dyn Experiment>, PipelineError>,
+    /// Reads and validates a manifest of this kind, and checks what it asks
+    /// for against the limits.
+    pub load: LoadManifest,
 }
+
+/// A kind's reader: a manifest file, checked against the limits, becomes its experiment.
+pub type LoadManifest = fn(&ManifestFile, Limits) -> Result<Box<dyn Experiment>, PipelineError>;
 
 /// Every kind this version runs.
 pub const KINDS: &[Kind] = &[

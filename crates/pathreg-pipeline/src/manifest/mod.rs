@@ -8,6 +8,7 @@
 //!   `[arrangements]`, `[convex]`);
 //! - [`sweep`]: `[sweep]` lists expanded to cells (cartesian product and zip).
 
+pub mod budget;
 pub mod sections;
 pub mod sweep;
 pub mod toolkit;

@@ -309,6 +309,18 @@ pub struct RawModel {
     loss: Option<Spanned<String>>,
 }
 
+impl RawModel {
+    /// Where `m1` is written.
+    pub fn m1_span(&self) -> std::ops::Range<usize> {
+        self.m1.span()
+    }
+
+    /// Where `beta` is written.
+    pub fn beta_span(&self) -> std::ops::Range<usize> {
+        self.beta.span()
+    }
+}
+
 impl Check for RawModel {
     type Valid = ModelSpec;
 

@@ -67,12 +67,13 @@ impl ArrangementRequest {
 }
 
 /// Arrangements of `x` as requested, from the cache when present, and whether
-/// they were.
+/// they were; exact enumeration reports its groups done of total to `progress`.
 pub fn arrangements(
     cache: &Cache,
     request: ArrangementRequest,
     x: ArrayView2<f64>,
     data_sha256: &str,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<(ArrangementSet, bool), PipelineError> {
     let key = request.key(data_sha256);
     let (set, cached) = cache.get_or_compute(
@@ -81,7 +82,9 @@ pub fn arrangements(
         |b| ArrangementSet::from_bytes(b).ok(),
         || {
             Ok(match request {
-                ArrangementRequest::Exact { m1 } => ArrangementSet::enumerate_exact(x, m1)?,
+                ArrangementRequest::Exact { m1 } => {
+                    ArrangementSet::enumerate_exact_with_progress(x, m1, progress)?
+                }
                 ArrangementRequest::Sampled { m1, draws, seed } => {
                     ArrangementSet::sample(x, m1, draws, &mut ChaCha8Rng::seed_from_u64(seed))?
                 }

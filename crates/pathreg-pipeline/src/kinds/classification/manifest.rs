@@ -11,6 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::PipelineError;
+use crate::manifest::budget::{Budget, Limits};
 use crate::manifest::sections::PREPROCESS_CHOICES;
 use crate::manifest::{Check, ManifestFile, Validator};
 
@@ -502,7 +503,10 @@ impl RawReference {
 }
 
 /// Parses and validates a classification manifest.
-pub(crate) fn parse(file: &ManifestFile) -> Result<ClassificationExperiment, PipelineError> {
+pub(crate) fn parse(
+    file: &ManifestFile,
+    limits: Limits,
+) -> Result<ClassificationExperiment, PipelineError> {
     let raw: RawManifest = file.parse()?;
     let v = Validator::new(file);
     let name = v.name(&raw.name)?;
@@ -515,6 +519,16 @@ pub(crate) fn parse(file: &ManifestFile) -> Result<ClassificationExperiment, Pip
         .as_ref()
         .map(|r| r.get_ref().check(&data.datasets, &optimizers, &v))
         .transpose()?;
+    let budget = Budget::new(&v, limits);
+    budget.beta(raw.model.get_ref().beta.span(), "model.beta", model.beta)?;
+    let cells = (data.datasets.len() * data.split_seeds.len() * optimizers.len() * 2) as u64;
+    budget.cells(raw.data.span(), "data.datasets, data.split_seeds", cells)?;
+    budget.bytes(
+        raw.model.span(),
+        "model.K, model.m1, model.m2",
+        "the network (for one feature)",
+        pathreg_core::ParallelNetwork::parameter_bytes(model.k, 1, model.m1, model.m2),
+    )?;
     Ok(ClassificationExperiment {
         name,
         description: raw.description,

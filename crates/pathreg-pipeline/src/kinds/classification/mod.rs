@@ -23,6 +23,7 @@ use crate::engine::cache::{Cache, CacheKey};
 use crate::engine::hashing::HashInput;
 use crate::engine::{Report, Run, list_cells};
 use crate::manifest::ManifestFile;
+use crate::manifest::budget::Limits;
 use crate::stages::data::Access;
 pub use manifest::ClassificationExperiment;
 use protocol::{CellOutcome, ModelKind, SplitData, run_cell};
@@ -219,8 +220,11 @@ pub const KIND: &str = "classification";
 pub const STAGES: &[&str] = &[STAGE];
 
 /// Reads and validates a manifest of this kind.
-pub fn load(file: &ManifestFile) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
-    Ok(Box::new(manifest::parse(file)?))
+pub fn load(
+    file: &ManifestFile,
+    limits: Limits,
+) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
+    Ok(Box::new(manifest::parse(file, limits)?))
 }
 
 impl crate::engine::Experiment for ClassificationExperiment {

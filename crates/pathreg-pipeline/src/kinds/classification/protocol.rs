@@ -387,7 +387,7 @@ impl Context<'_> {
         match &self.arrangements {
             None => {
                 let mut init = ChaCha8Rng::seed_from_u64(self.init_seed(binary));
-                let network = ParallelNetwork::lecun_normal(&mut init, m.k, x.ncols(), m.m1, m.m2);
+                let network = ParallelNetwork::lecun_normal(&mut init, m.k, x.ncols(), m.m1, m.m2)?;
                 let settings = TrainSettings {
                     optimizer,
                     epochs,

@@ -8,7 +8,12 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+use pathreg_core::ParallelNetwork;
+use pathreg_core::arrangement::exact_enumeration_estimate;
+use pathreg_data::synthetic::low_rank_teacher_data_bytes;
+
 use crate::PipelineError;
+use crate::manifest::budget::{Budget, Limits};
 use crate::manifest::sections::{
     ConvexSpec, DataSpec, ModelSpec, RawArrangements, RawConvex, RawData, RawModel, TeacherSpec,
 };
@@ -108,8 +113,9 @@ impl LowRankPoint {
     }
 }
 
-/// Parses and validates a low-rank manifest.
-pub fn parse(file: &ManifestFile) -> Result<LowRankExperiment, PipelineError> {
+/// Parses and validates a low-rank manifest, and checks what it asks for
+/// against `limits`.
+pub fn parse(file: &ManifestFile, limits: Limits) -> Result<LowRankExperiment, PipelineError> {
     let raw: RawManifest = file.parse()?;
     let v = Validator::new(file);
     let name = v.name(&raw.name)?;
@@ -148,11 +154,33 @@ pub fn parse(file: &ManifestFile) -> Result<LowRankExperiment, PipelineError> {
         data,
         model,
     };
-    let points = sweep
+    let points: Vec<_> = sweep
         .points(&base, |point, assignment| point.apply(assignment, &v))?
         .into_iter()
         .map(|(point, coords)| LowRankPoint { coords, ..point })
         .collect();
+    let budget = Budget::new(&v, limits);
+    for p in &points {
+        let t = &p.data.teacher;
+        budget.beta(raw.model.beta_span(), "model.beta", p.model.beta)?;
+        budget.bytes(
+            raw.data.source_span(),
+            "data.n, data.d, data.teacher_k, data.teacher_m1, data.teacher_m2",
+            "the teacher data",
+            low_rank_teacher_data_bytes(t.n, t.d, t.teacher),
+        )?;
+        budget.bytes(
+            raw.model.m1_span(),
+            "model.m1, model.m2",
+            "one sub-network of Proposition 1's network",
+            ParallelNetwork::parameter_bytes(1, t.d, p.model.m1, p.model.m2),
+        )?;
+        budget.core(
+            raw.arrangements.mode().span(),
+            "arrangements.mode, data.n, data.d, model.m1",
+            exact_enumeration_estimate(t.n, t.d, p.model.m1).check(),
+        )?;
+    }
     Ok(LowRankExperiment {
         name,
         description: raw.description,

@@ -10,6 +10,7 @@ use crate::PipelineError;
 use crate::engine::cache::Cache;
 use crate::engine::{Report, Run, list_cells};
 use crate::manifest::ManifestFile;
+use crate::manifest::budget::Limits;
 use crate::stages::arrangements;
 pub use manifest::LowRankExperiment;
 
@@ -19,8 +20,11 @@ pub const KIND: &str = "lowrank";
 pub const STAGES: &[&str] = &[arrangements::STAGE, run::STAGE];
 
 /// Reads and validates a manifest of this kind.
-pub fn load(file: &ManifestFile) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
-    Ok(Box::new(manifest::parse(file)?))
+pub fn load(
+    file: &ManifestFile,
+    limits: Limits,
+) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
+    Ok(Box::new(manifest::parse(file, limits)?))
 }
 
 impl crate::engine::Experiment for LowRankExperiment {

@@ -122,6 +122,7 @@ fn exact_arrangements(
         ArrangementRequest::Exact { m1 },
         data.x.view(),
         &content_hash(data),
+        &|_, _| {},
     )?;
     Ok((set, start.elapsed().as_secs_f64()))
 }

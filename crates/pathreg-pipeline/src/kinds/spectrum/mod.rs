@@ -10,6 +10,7 @@ use crate::PipelineError;
 use crate::engine::cache::Cache;
 use crate::engine::{Report, Run, list_cells};
 use crate::manifest::ManifestFile;
+use crate::manifest::budget::Limits;
 pub use manifest::SpectrumExperiment;
 
 /// The registry name.
@@ -18,7 +19,10 @@ pub const KIND: &str = "spectrum";
 pub const STAGES: &[&str] = &[run::STAGE];
 
 /// Reads and validates a manifest of this kind.
-pub fn load(file: &ManifestFile) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
+pub fn load(
+    file: &ManifestFile,
+    _limits: Limits,
+) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
     Ok(Box::new(manifest::parse(file)?))
 }
 

@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use pathreg_core::Regularizer;
+use pathreg_core::arrangement::exact_enumeration_estimate;
+use pathreg_core::{ArrangementMode, ArrangementSet, ParallelNetwork, Regularizer};
+use pathreg_data::synthetic::{low_rank_teacher_data_bytes, teacher_data_bytes};
 use pathreg_solvers::Optimizer;
 
 use crate::PipelineError;
+use crate::manifest::budget::{Budget, Limits, network_pass_work};
 use crate::manifest::sections::{
     ArrangementSpec, ConvexSpec, DataSpec, ModelSpec, RawArrangements, RawConvex, RawData, RawModel,
 };
@@ -290,8 +293,79 @@ impl Check for RawNonconvex {
     }
 }
 
-/// Parses and validates a convex-vs-non-convex manifest.
-pub fn parse(file: &ManifestFile) -> Result<Experiment, PipelineError> {
+/// Estimates every point's memory and the run's cells and training work.
+fn check_budget(
+    raw: &RawManifest,
+    points: &[Point],
+    budget: &Budget<'_>,
+) -> Result<(), PipelineError> {
+    let data_span = raw.data.source_span();
+    let model_span = raw.model.m1_span();
+    let mut cells: u64 = 0;
+    let mut work = 0.0;
+    for p in points {
+        budget.beta(raw.model.beta_span(), "model.beta", p.model.beta)?;
+        let runs = p.nonconvex.map_or(0, |nc| nc.runs);
+        cells = cells.saturating_add(1 + runs as u64);
+        let DataSpec::Teacher(t) = &p.data else {
+            continue;
+        };
+        let (n, d, m1, m2) = (t.n, t.d, p.model.m1, p.model.m2);
+        let data_bytes = match t.rank_fraction {
+            None => teacher_data_bytes(n, d, t.teacher),
+            Some(_) => low_rank_teacher_data_bytes(n, d, t.teacher),
+        };
+        budget.bytes(
+            data_span.clone(),
+            "data.n, data.d, data.teacher_k, data.teacher_m1, data.teacher_m2",
+            "the teacher data",
+            data_bytes,
+        )?;
+        budget.bytes(
+            model_span.clone(),
+            "model.m1, model.m2",
+            "one sub-network of Proposition 1's network",
+            ParallelNetwork::parameter_bytes(1, d, m1, m2),
+        )?;
+        match p.arrangements.mode {
+            ArrangementMode::Exact => budget.core(
+                raw.arrangements.mode().span(),
+                "arrangements.mode, data.n, data.d, model.m1",
+                exact_enumeration_estimate(n, d, m1).check(),
+            )?,
+            ArrangementMode::Sampled => budget.bytes(
+                raw.arrangements.mode().span(),
+                "arrangements.draws, data.n, data.d, model.m1",
+                "the sampled arrangements",
+                ArrangementSet::sample_bytes(n, d, m1, p.arrangements.draws),
+            )?,
+        }
+        if let (Some(nc), Some(k)) = (p.nonconvex, p.k) {
+            // Weights, gradient and two optimizer moments, and a full-data pass.
+            let network = pathreg_core::limits::total_bytes(&[
+                ParallelNetwork::parameter_bytes(k, d, m1, m2).saturating_mul(4),
+                ParallelNetwork::forward_bytes(n, k, m1, m2),
+            ]);
+            budget.bytes(
+                model_span.clone(),
+                "sweep.K, model.m1, model.m2",
+                "the network",
+                network,
+            )?;
+            work += nc.runs as f64 * nc.epochs as f64 * network_pass_work(n, k, d, m1, m2);
+        }
+    }
+    budget.cells(raw.kind.span(), "nonconvex.runs, sweep", cells)?;
+    budget.training(
+        raw.kind.span(),
+        "nonconvex.epochs, nonconvex.runs, sweep.K",
+        work,
+    )
+}
+
+/// Parses and validates a convex-vs-non-convex manifest, and checks what it
+/// asks for against `limits`.
+pub fn parse(file: &ManifestFile, limits: Limits) -> Result<Experiment, PipelineError> {
     let raw: RawManifest = file.parse()?;
     let v = Validator::new(file);
     let name = v.name(&raw.name)?;
@@ -313,11 +387,12 @@ pub fn parse(file: &ManifestFile) -> Result<Experiment, PipelineError> {
             "is required when [nonconvex] is present (the sub-network counts to train)",
         ));
     }
-    let points = sweep
+    let points: Vec<_> = sweep
         .points(&base, |point, assignment| point.apply(assignment, &v))?
         .into_iter()
         .map(|(point, coords)| Point { coords, ..point })
         .collect();
+    check_budget(&raw, &points, &Budget::new(&v, limits))?;
     Ok(Experiment {
         name,
         description: raw.description,
@@ -340,10 +415,13 @@ mod tests {
     use pathreg_core::Loss;
 
     fn parse(text: &str, path: &Path) -> Result<Experiment, PipelineError> {
-        super::parse(&ManifestFile {
-            path: path.to_path_buf(),
-            text: text.to_string(),
-        })
+        super::parse(
+            &ManifestFile {
+                path: path.to_path_buf(),
+                text: text.to_string(),
+            },
+            Limits::Enforced,
+        )
     }
 
     const GOOD: &str = r#"

@@ -10,6 +10,7 @@ use crate::PipelineError;
 use crate::engine::cache::Cache;
 use crate::engine::{Report, Run};
 use crate::manifest::ManifestFile;
+use crate::manifest::budget::Limits;
 use crate::stages::arrangements;
 use crate::stages::data::Access;
 pub use manifest::Experiment;
@@ -20,8 +21,11 @@ pub const KIND: &str = "convex_vs_nonconvex";
 pub const STAGES: &[&str] = &[arrangements::STAGE, run::CONVEX_STAGE, run::NONCONVEX_STAGE];
 
 /// Reads and validates a manifest of this kind.
-pub fn load(file: &ManifestFile) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
-    Ok(Box::new(manifest::parse(file)?))
+pub fn load(
+    file: &ManifestFile,
+    limits: Limits,
+) -> Result<Box<dyn crate::engine::Experiment>, PipelineError> {
+    Ok(Box::new(manifest::parse(file, limits)?))
 }
 
 impl crate::engine::Experiment for Experiment {

@@ -204,7 +204,7 @@ fn arrangement_request(experiment: &Experiment, point: &Point) -> ArrangementReq
 /// Computes (or loads) every distinct arrangement set.
 fn load_arrangements(
     inputs: &Inputs<'_>,
-    cache: &Cache,
+    run: &Run<'_>,
 ) -> Result<LoadedArrangements, PipelineError> {
     let mut sets = Vec::with_capacity(inputs.arrangements.len());
     for (ai, (request, _)) in inputs.arrangements.iter().enumerate() {
@@ -215,10 +215,11 @@ fn load_arrangements(
             .map_or(0, |(d, _)| *d);
         let data = &inputs.data[di];
         sets.push(arrangements(
-            cache,
+            run.cache(),
             *request,
             data.dataset.x.view(),
             &data.sha256,
+            &|done, total| run.step("arrangements", done, total),
         )?);
     }
     Ok(sets)
@@ -230,7 +231,7 @@ pub(super) fn run_cells<'e>(
     run: &mut Run<'_>,
 ) -> Result<(Inputs<'e>, LoadedArrangements, Vec<CellResult>), PipelineError> {
     let inputs = run.stage("data", |_| inputs(experiment, Access::Fetch))?;
-    let sets = run.stage("arrangements", |cache| load_arrangements(&inputs, cache))?;
+    let sets = run.stage("arrangements", |stage| load_arrangements(&inputs, stage))?;
     let cells: Vec<FitCell<'_>> = jobs(&inputs)
         .into_iter()
         .map(|(job, key)| FitCell {
@@ -498,7 +499,7 @@ fn run_nonconvex(
     let (di, _) = inputs.point_inputs[point];
     let dataset = &inputs.data[di].dataset;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let init = ParallelNetwork::lecun_normal(&mut rng, k, dataset.d(), p.model.m1, p.model.m2);
+    let init = ParallelNetwork::lecun_normal(&mut rng, k, dataset.d(), p.model.m1, p.model.m2)?;
     let settings = TrainSettings {
         optimizer: nc.optimizer,
         epochs: nc.epochs,
