@@ -9,7 +9,7 @@ pub mod unconstrained;
 pub mod working_set;
 
 pub use certify::{CERTIFICATE_TOLERANCE, CertificationStatus, MappedNetwork, check_proposition1};
-pub use conic::{ConicSettings, ConicSolve, solve_conic};
+pub use conic::{ConicSettings, ConicSolve, Scaling, solve_conic};
 pub use nonconvex::{Optimizer, TrainResult, TrainSettings, train};
 pub use unconstrained::{
     ConvexMethod, ConvexTrainResult, ConvexTrainSettings, CurvePoint, train_convex,
