@@ -17,7 +17,7 @@ pub use nonconvex::{Optimizer, TrainResult, TrainSettings, train};
 pub use unconstrained::{
     ConvexMethod, ConvexTrainResult, ConvexTrainSettings, CurvePoint, train_convex,
 };
-pub use working_set::{CertifiedSolve, WorkingSetSettings, solve_certified};
+pub use working_set::{Attempt, CertifiedSolve, Recovery, WorkingSetSettings, solve_certified};
 
 /// Errors of the solvers.
 #[derive(Debug, thiserror::Error)]
