@@ -25,7 +25,7 @@ use pathreg_core::convex::{ConvexSolution, TripleGeometry, group_weight};
 
 use crate::SolverError;
 
-/// Interior-point tolerances.
+/// Interior-point tolerances and the regularization of its linear systems.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConicSettings {
     /// Absolute and relative duality-gap tolerance.
@@ -34,6 +34,49 @@ pub struct ConicSettings {
     pub tol_feas: f64,
     /// Iteration limit.
     pub max_iter: u32,
+    /// Clarabel's static regularization constant: the shift added to the
+    /// diagonal of each KKT system before factoring it (Clarabel's default,
+    /// `1e-8`, unless the working set is recovering from a stalled solve).
+    pub static_regularization: f64,
+    /// The scaling of the data and labels the program is solved in.
+    pub scaling: Scaling,
+}
+
+/// A positive rescaling of (21): data `X → a X`, labels `y → b y` and
+/// `β → a b β`. Substituting `ẑ = (b/a) z` turns the rescaled program into
+/// `b²` times the original one over the same cones `C_t` (they are invariant
+/// under positive scaling of `X`), so its solution is `ẑ* = (b/a) z*` and its
+/// optimum `b² p*`; [`solve_conic`] maps both back.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scaling {
+    /// `a`, the factor of the data.
+    pub data: f64,
+    /// `b`, the factor of the labels.
+    pub labels: f64,
+}
+
+impl Scaling {
+    /// No rescaling.
+    pub const IDENTITY: Self = Self {
+        data: 1.0,
+        labels: 1.0,
+    };
+
+    /// The scaling to `max |x_ij| = 1` and `max |y_i| = 1` (a factor of one
+    /// where the data or the labels are all zero or not finite).
+    pub fn to_unit(x: ArrayView2<f64>, y: ArrayView1<f64>) -> Self {
+        let inverse_max = |largest: f64| {
+            if largest > 0.0 && largest.is_finite() {
+                1.0 / largest
+            } else {
+                1.0
+            }
+        };
+        Self {
+            data: inverse_max(x.iter().fold(0.0, |m: f64, v| m.max(v.abs()))),
+            labels: inverse_max(y.iter().fold(0.0, |m: f64, v| m.max(v.abs()))),
+        }
+    }
 }
 
 impl Default for ConicSettings {
@@ -42,6 +85,8 @@ impl Default for ConicSettings {
             tol_gap: 1e-10,
             tol_feas: 1e-10,
             max_iter: 200,
+            static_regularization: 1e-8,
+            scaling: Scaling::IDENTITY,
         }
     }
 }
@@ -65,7 +110,8 @@ pub struct ConicSolve {
     pub time_s: f64,
 }
 
-/// Solves (21) with squared loss over `triples` with Clarabel.
+/// Solves (21) with squared loss over `triples` with Clarabel, in the scaling
+/// of `settings`; the solution and objectives returned are in the original units.
 pub fn solve_conic(
     x: ArrayView2<f64>,
     y: ArrayView1<f64>,
@@ -96,7 +142,17 @@ pub fn solve_conic(
     let dim = geometries[0].block.ncols();
     let block = 2 * (1 + dim);
     let num_vars = n + triples.len() * block;
-    let weight = group_weight(beta, m2);
+    let Scaling {
+        data: data_scale,
+        labels: label_scale,
+    } = settings.scaling;
+    if !(data_scale > 0.0 && label_scale > 0.0 && data_scale.is_finite() && label_scale.is_finite())
+    {
+        return Err(SolverError::Invalid(format!(
+            "scaling factors must be positive and finite ({data_scale}, {label_scale})"
+        )));
+    }
+    let weight = group_weight(beta, m2) * data_scale * label_scale;
 
     let p = CscMatrix::new_from_triplets(
         num_vars,
@@ -113,7 +169,7 @@ pub fn solve_conic(
         rows.push(i);
         cols.push(i);
         vals.push(1.0);
-        b.push(-y[i]);
+        b.push(-label_scale * y[i]);
     }
     for (t, geometry) in geometries.iter().enumerate() {
         let z = n + t * block + 1;
@@ -122,7 +178,7 @@ pub fn solve_conic(
             if a != 0.0 {
                 rows.extend([i, i]);
                 cols.extend([z + c, z_prime + c]);
-                vals.extend([-a, a]);
+                vals.extend([-data_scale * a, data_scale * a]);
             }
         }
     }
@@ -135,7 +191,7 @@ pub fn solve_conic(
                     if v != 0.0 {
                         rows.push(next_row);
                         cols.push(offset + c);
-                        vals.push(-v);
+                        vals.push(-data_scale * v);
                     }
                 }
                 b.push(0.0);
@@ -169,19 +225,23 @@ pub fn solve_conic(
         .tol_gap_rel(settings.tol_gap)
         .tol_feas(settings.tol_feas)
         .max_iter(settings.max_iter)
+        .static_regularization_constant(settings.static_regularization)
         .build()
         .map_err(|e| SolverError::Clarabel(format!("settings: {e}")))?;
     let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, clarabel_settings)
         .map_err(|e| SolverError::Clarabel(e.to_string()))?;
     solver.solve();
     let sol = &solver.solution;
+    // z = (a/b) ẑ and p = p̂ / b² (see [`Scaling`]).
+    let unscale_z = data_scale / label_scale;
+    let unscale_objective = label_scale * label_scale;
     let mut z = Array2::zeros((triples.len(), dim));
     let mut z_prime = Array2::zeros((triples.len(), dim));
     for t in 0..triples.len() {
         let base = n + t * block;
         for c in 0..dim {
-            z[[t, c]] = sol.x[base + 1 + c];
-            z_prime[[t, c]] = sol.x[base + dim + 2 + c];
+            z[[t, c]] = sol.x[base + 1 + c] * unscale_z;
+            z_prime[[t, c]] = sol.x[base + dim + 2 + c] * unscale_z;
         }
     }
     let status = sol.status;
@@ -190,8 +250,8 @@ pub fn solve_conic(
         solution: ConvexSolution::new(triples.to_vec(), d, z, z_prime)?,
         status: format!("{status:?}"),
         converged,
-        primal_objective: sol.obj_val,
-        dual_objective: sol.obj_val_dual,
+        primal_objective: sol.obj_val / unscale_objective,
+        dual_objective: sol.obj_val_dual / unscale_objective,
         iterations: sol.iterations,
         time_s: start.elapsed().as_secs_f64(),
     })

@@ -8,13 +8,16 @@ pub mod nonconvex;
 pub mod unconstrained;
 pub mod working_set;
 
-pub use certify::{CERTIFICATE_TOLERANCE, CertificationStatus, MappedNetwork, check_proposition1};
-pub use conic::{ConicSettings, ConicSolve, solve_conic};
+pub use certify::{
+    CERTIFICATE_TOLERANCE, CertificationStatus, MappedNetwork, check_proposition1,
+    map_proposition1, output_error_bounds, proposition1_tolerance,
+};
+pub use conic::{ConicSettings, ConicSolve, Scaling, solve_conic};
 pub use nonconvex::{Optimizer, TrainResult, TrainSettings, train};
 pub use unconstrained::{
     ConvexMethod, ConvexTrainResult, ConvexTrainSettings, CurvePoint, train_convex,
 };
-pub use working_set::{CertifiedSolve, WorkingSetSettings, solve_certified};
+pub use working_set::{Attempt, CertifiedSolve, Recovery, WorkingSetSettings, solve_certified};
 
 /// Errors of the solvers.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +30,7 @@ pub enum SolverError {
     Clarabel(String),
     /// Proposition 1's network does not reproduce the convex optimum.
     #[error(
-        "Proposition 1 network objective {mapped} differs from the convex optimum {optimum} by {relative_difference:e} (relative)"
+        "Proposition 1 network objective {mapped} differs from the convex optimum {optimum} by {relative_difference:e} (relative), more than the solve's accuracy explains ({tolerance:e})"
     )]
     Proposition1 {
         /// Objective (4) of the mapped network.
@@ -36,6 +39,8 @@ pub enum SolverError {
         optimum: f64,
         /// Their relative difference.
         relative_difference: f64,
+        /// The relative difference the solution's accuracy explains.
+        tolerance: f64,
     },
     /// An error from the mathematical core.
     #[error(transparent)]

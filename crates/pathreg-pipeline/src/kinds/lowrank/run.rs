@@ -29,7 +29,7 @@ use crate::stages::data::{content_hash, data_seed, teacher};
 /// The cache stage of one Figure 4 cell.
 pub const STAGE: &str = "lowrank";
 /// Cache schema version: bump when a cell's code changes what it computes.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// One Figure 4 cell (cached as the `lowrank` stage).
 #[derive(Debug, Clone, Serialize, Deserialize)]

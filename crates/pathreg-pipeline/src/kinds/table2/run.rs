@@ -30,7 +30,7 @@ pub const CONVEX_STAGE: &str = "convex";
 /// The cache stage of one non-convex training run.
 pub const NONCONVEX_STAGE: &str = "nonconvex";
 /// Cache schema versions: bump when a stage's code changes what it computes.
-const CONVEX_VERSION: u32 = 1;
+const CONVEX_VERSION: u32 = 2;
 const NONCONVEX_VERSION: u32 = 1;
 
 /// One fitted model as stored in the cache (no sweep coordinates).
@@ -77,7 +77,11 @@ pub(super) struct ConvexDetails {
     pub active_subnetworks: usize,
     pub mapped_objective: f64,
     pub mapped_relative_difference: f64,
+    /// The relative difference the solution's constraint violations explain.
+    pub map_tolerance: f64,
     pub max_constraint_violation: f64,
+    /// One line per working-set attempt (the recovery from stalled solves).
+    pub solve_attempts: Vec<String>,
 }
 
 /// A dataset used by some sweep points.
@@ -483,7 +487,9 @@ fn run_convex(
             active_subnetworks: active,
             mapped_objective: mapped.objective,
             mapped_relative_difference: mapped.relative_difference,
+            map_tolerance: mapped.tolerance,
             max_constraint_violation: solution.max_constraint_violation(x),
+            solve_attempts: solved.attempts.iter().map(ToString::to_string).collect(),
         }),
     })
 }
