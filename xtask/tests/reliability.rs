@@ -332,11 +332,31 @@ fn sizes_beyond_the_limits_are_refused_before_any_work_with_key_estimate_and_lim
     let base = TINY.replace("[nonconvex]", "[other]");
     let base = &base[..base.find("[other]").unwrap()];
     let cases: [(String, &str, &str); 6] = [
-        (base.replace("beta = 0.05", "beta = 1e-300"), "model.beta", "below 1e-12"),
-        (base.replace("m1 = 2\nbeta", "m1 = 2\nm2 = 1000000000\nbeta"), "model.m1, model.m2", "over the limit"),
-        (base.replace("teacher_m1 = 2", "teacher_m1 = 1000000000"), "data.teacher_m1", "over the limit"),
-        (base.replace("n = 4", "n = 1000000000"), "data.n", "over the limit"),
-        (base.replace("n = 4", "n = 30"), "arrangements.mode", "MAX_EXACT_WORK"),
+        (
+            base.replace("beta = 0.05", "beta = 1e-300"),
+            "model.beta",
+            "below 1e-12",
+        ),
+        (
+            base.replace("m1 = 2\nbeta", "m1 = 2\nm2 = 1000000000\nbeta"),
+            "model.m1, model.m2",
+            "over the limit",
+        ),
+        (
+            base.replace("teacher_m1 = 2", "teacher_m1 = 1000000000"),
+            "data.teacher_m1",
+            "over the limit",
+        ),
+        (
+            base.replace("n = 4", "n = 1000000000"),
+            "data.n",
+            "over the limit",
+        ),
+        (
+            base.replace("n = 4", "n = 30"),
+            "arrangements.mode",
+            "MAX_EXACT_WORK",
+        ),
         (
             format!(
                 "{base}[nonconvex]\noptimizer = \"sgd\"\nlr = 0.1\nepochs = 10\nbatch_size = 2\nruns = 1000000000\n\n[sweep]\nK = [2]\n"
@@ -352,8 +372,15 @@ fn sizes_beyond_the_limits_are_refused_before_any_work_with_key_estimate_and_lim
         let out = s.run(&[path.to_str().unwrap()]);
         let said = text(&out);
         assert!(!out.status.success(), "{said}");
-        assert!(said.contains(key) && said.contains(reason) && said.contains("--override-limits"), "{key}: {said}");
-        assert!(start.elapsed().as_secs() < 10, "{key} took {:?}", start.elapsed());
+        assert!(
+            said.contains(key) && said.contains(reason) && said.contains("--override-limits"),
+            "{key}: {said}"
+        );
+        assert!(
+            start.elapsed().as_secs() < 10,
+            "{key} took {:?}",
+            start.elapsed()
+        );
         assert!(!s.path("cache").exists(), "refused before any work");
     }
     // The override lets a refused β through to the solver, which then fails loudly or runs.
@@ -362,7 +389,11 @@ fn sizes_beyond_the_limits_are_refused_before_any_work_with_key_estimate_and_lim
     let refused = s.run(&[path.to_str().unwrap()]);
     assert!(!refused.status.success());
     let overridden = s.run(&["--override-limits", path.to_str().unwrap()]);
-    assert!(!text(&overridden).contains("--override-limits"), "{}", text(&overridden));
+    assert!(
+        !text(&overridden).contains("--override-limits"),
+        "{}",
+        text(&overridden)
+    );
 }
 
 #[test]
