@@ -12,10 +12,10 @@
 //! A panic (caught by `catch_unwind`) or a broken promise of a target is a
 //! failure; so is an input that runs longer than [`HANG`] or makes the
 //! process resident set exceed [`MEMORY`] (a watchdog thread ends the run).
-//! Every failure is dumped (its files and a hex dump) under the run's folder,
-//! which is then kept, and the command exits 1. An abort (an allocation
-//! failure) cannot be caught: it leaves the input being run in
-//! `<folder>/<target>/input/`.
+//! Every failure is dumped (its files and a hex dump) into a kept folder,
+//! and the command exits 1. An abort (an allocation failure) cannot be
+//! caught: it leaves the input being run in `<folder>/<target>/input/` (the
+//! run's folder, in `/dev/shm` where there is one, printed at the start).
 
 mod mutate;
 mod seeds;
@@ -115,10 +115,21 @@ pub fn run(args: FuzzArgs, root: &Path) -> Result<ExitCode> {
         root: root.to_path_buf(),
         mirror,
     };
-    let work = tempfile::Builder::new()
-        .prefix("pathreg-fuzz-")
-        .tempdir()
+    // The run's many small files live in memory where a tmpfs is at hand;
+    // failing inputs go to the ordinary temporary folder, kept.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("pathreg-fuzz-");
+    let shm = Path::new("/dev/shm");
+    let work = shm
+        .is_dir()
+        .then(|| builder.tempdir_in(shm).ok())
+        .flatten()
+        .map_or_else(|| builder.tempdir(), Ok)
         .context("creating the fuzz folder")?;
+    let failures_dir = tempfile::Builder::new()
+        .prefix("pathreg-fuzz-failures-")
+        .tempdir()
+        .context("creating the failures folder")?;
     println!(
         "fuzz: seed {}, {} inputs over {} target(s), seeds from {} and {}; folder {}",
         args.seed,
@@ -133,7 +144,7 @@ pub fn run(args: FuzzArgs, root: &Path) -> Result<ExitCode> {
     );
     let monitor = Arc::new(Monitor {
         current: Mutex::new(None),
-        failures: work.path().join("failures"),
+        failures: failures_dir.path().to_path_buf(),
         stop: AtomicBool::new(false),
     });
     let watchdog = {
@@ -154,7 +165,7 @@ pub fn run(args: FuzzArgs, root: &Path) -> Result<ExitCode> {
         println!("no failures");
         return Ok(ExitCode::SUCCESS);
     }
-    let kept = work.keep();
+    let kept = failures_dir.keep();
     println!(
         "{} failure(s); inputs kept under {}:",
         failures.len(),
@@ -181,8 +192,8 @@ fn fuzz_all(
     monitor: &Monitor,
 ) -> Result<Vec<Failure>> {
     println!(
-        "{:<20} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9}",
-        "target", "seeds", "inputs", "ok", "error", "failed", "seconds"
+        "{:<20} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+        "target", "seeds", "inputs", "ok", "error", "failed", "seconds", "slowest"
     );
     let count = selected.len() as u64;
     let mut failures = Vec::new();
@@ -204,6 +215,7 @@ fn fuzz_all(
         rng.set_stream(stream(target.name));
         let start = Instant::now();
         let (mut t_ok, mut t_err, mut t_failed) = (0u64, 0u64, 0u64);
+        let mut slowest = Duration::ZERO;
         for iteration in 0..share {
             let input = Arc::new(mutate::mutate(&mut rng, &seeds));
             write_input(&dirs.input, &input)?;
@@ -215,7 +227,9 @@ fn fuzz_all(
                     started: Instant::now(),
                 });
             }
+            let started = Instant::now();
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| (target.run)(&dirs)));
+            slowest = slowest.max(started.elapsed());
             if let Ok(mut current) = monitor.current.lock() {
                 *current = None;
             }
@@ -251,14 +265,15 @@ fn fuzz_all(
         }
         let elapsed = start.elapsed().as_secs_f64();
         println!(
-            "{:<20} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9.2}",
+            "{:<20} {:>6} {:>9} {:>9} {:>9} {:>7} {:>9.2} {:>6.1} ms",
             target.name,
             seeds.len(),
             share,
             t_ok,
             t_err,
             t_failed,
-            elapsed
+            elapsed,
+            slowest.as_secs_f64() * 1e3
         );
         (inputs, ok, err, seconds) = (inputs + share, ok + t_ok, err + t_err, seconds + elapsed);
     }
@@ -283,12 +298,22 @@ fn stream(name: &str) -> u64 {
     })
 }
 
-/// Replaces the contents of `dir` with the input's files.
+/// Replaces the contents of `dir` (files only) with the input's files.
 fn write_input(dir: &Path, input: &Input) -> Result<()> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).with_context(|| format!("emptying {}", dir.display()))?;
-    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let listing = std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))?;
+    for entry in listing {
+        let path = entry
+            .with_context(|| format!("listing {}", dir.display()))?
+            .path();
+        let stale = !input
+            .members
+            .iter()
+            .any(|m| path.file_name() == Some(m.name.as_ref()));
+        if stale {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
     for m in &input.members {
         let path = dir.join(&m.name);
         std::fs::write(&path, &m.bytes).with_context(|| format!("writing {}", path.display()))?;

@@ -289,9 +289,16 @@ pub fn mutate(rng: &mut ChaCha8Rng, seeds: &[Input]) -> Input {
     for _ in 0..rounds {
         let m = mutable[rng.random_range(0..mutable.len())];
         let name = input.members[m].name.clone();
+        // The same file of another seed: by name, else by place and format.
+        let format = input.members[m].format;
         let other: Vec<u8> = seeds
             .choose(rng)
-            .and_then(|s| s.members.iter().find(|o| o.name == name))
+            .and_then(|s| {
+                s.members
+                    .iter()
+                    .find(|o| o.name == name)
+                    .or_else(|| s.members.get(m).filter(|o| o.format == format))
+            })
             .map_or_else(|| input.members[m].bytes.clone(), |o| o.bytes.clone());
         let member = &mut input.members[m];
         edit(rng, member.format, &mut member.bytes, &other);
