@@ -6,6 +6,7 @@
 //! - `cargo xtask list` / `clean` inspect and remove the cache ([`list`], [`clean`]).
 //! - `cargo xtask bench` times the Table 2 pipeline stages and reports medians ([`bench`]).
 //! - `cargo xtask fetch` downloads and verifies the pinned dataset files ([`fetch`]).
+//! - `cargo xtask fuzz` feeds mutated seed files to every parser ([`fuzz`]).
 //!
 //! [`common`] holds what they share: the `run`/`verify` flags, the default
 //! folders and running one manifest with a progress bar.
@@ -14,6 +15,7 @@ mod bench;
 mod clean;
 mod common;
 mod fetch;
+mod fuzz;
 mod list;
 mod run;
 mod verify;
@@ -49,6 +51,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Download, copy from a mirror or import the pinned dataset files, verified.
     Fetch(fetch::FetchArgs),
+    /// Feed structure-aware mutations of real seed files to every parser;
+    /// exits non-zero on a panic, hang or broken promise, with the input dumped.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,5 +76,6 @@ fn real_main() -> Result<ExitCode> {
         Command::Clean(args) => clean::run(args, &root),
         Command::Bench(args) => bench::run(args, &root),
         Command::Fetch(args) => fetch::run(args),
+        Command::Fuzz(args) => fuzz::run(args, &root),
     }
 }

@@ -543,3 +543,38 @@ fn table3_protocol_runs_on_mirror_datasets() {
         "{table}"
     );
 }
+
+/// `cargo xtask fuzz` at its CI size: 20 000 mutated inputs over every
+/// parser (real seed files from the mirror when present), no failure.
+#[test]
+fn fuzz_twenty_thousand_inputs_find_no_failure() {
+    let mut command = xtask();
+    command.args(["fuzz", "--iterations", "20000", "--seed", "1"]);
+    if let Some(mirror) = mirror() {
+        command.arg("--mirror").arg(mirror);
+    }
+    let output = command.stderr(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for target in [
+        "experiment-manifest",
+        "dataset-manifest",
+        "csv",
+        "uci",
+        "idx",
+        "idx-gz",
+        "cifar",
+        "cifar-tar",
+        "archive",
+        "cache",
+        "lock",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(&format!("{target} "))),
+            "{target} did not run:\n{stdout}"
+        );
+    }
+    let total = stdout.lines().find(|l| l.starts_with("total")).unwrap();
+    assert_eq!(total.split_whitespace().nth(1), Some("20000"), "{stdout}");
+    assert!(stdout.contains("no failures"), "{stdout}");
+}

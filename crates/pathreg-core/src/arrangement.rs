@@ -620,7 +620,15 @@ impl ArrangementSet {
             _ => return Err(bad("unknown mode")),
         };
         let words_n = n.div_ceil(64);
-        let per_triple = (m1 * words_n + m1.div_ceil(64) + words_n) * 8;
+        let per_triple = m1
+            .checked_mul(words_n)
+            .and_then(|w| w.checked_add(m1.div_ceil(64) + words_n))
+            .and_then(|w| w.checked_mul(8))
+            .ok_or_else(|| bad("n and m1 overflow the triple size"))?;
+        if per_triple == 0 && count != 0 {
+            // n = m1 = 0: triples of no bytes, which a count could repeat without end.
+            return Err(bad("triples with n = 0 and m1 = 0"));
+        }
         let expected = usize::try_from(count)
             .ok()
             .and_then(|c| c.checked_mul(per_triple))
@@ -1007,6 +1015,36 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] ^= 0x80; // a D2 bit beyond n
         assert!(ArrangementSet::from_bytes(&flipped).is_err());
+    }
+
+    /// A header `n, m1, mode, count` with no triple bytes after it.
+    fn header_only(n: u64, m1: u64, count: u64) -> Vec<u8> {
+        let mut bytes = MAGIC.to_vec();
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        for word in [n, m1, 0, count] {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn corrupt_headers_are_errors_not_allocations() {
+        // n = m1 = 0 made every triple zero bytes long, so any count matched
+        // the (empty) body: a count of 2^40 allocated 32 TiB and aborted, a
+        // larger one panicked on capacity overflow.
+        for count in [1u64 << 40, u64::MAX >> 1, u64::MAX] {
+            let e = ArrangementSet::from_bytes(&header_only(0, 0, count)).unwrap_err();
+            assert!(e.to_string().contains("n = 0 and m1 = 0"), "{e}");
+        }
+        // The triple size overflowed and wrapped: m1 = 2^61 was accepted.
+        let e = ArrangementSet::from_bytes(&header_only(64, 1 << 61, 0)).unwrap_err();
+        assert!(e.to_string().contains("overflow"), "{e}");
+        // An empty set of any shape still reads back.
+        let empty = ArrangementSet::from_triples(3, 2, ArrangementMode::Exact, []).unwrap();
+        assert_eq!(
+            ArrangementSet::from_bytes(&empty.to_bytes()).unwrap(),
+            empty
+        );
     }
 
     #[test]

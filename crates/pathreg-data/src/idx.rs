@@ -140,7 +140,31 @@ pub fn images_and_labels(
             format!("{n} images but {} labels", labels.dims[0]),
         ));
     }
-    let d: usize = images.dims[1..].iter().product();
+    // With n ≥ 1 the pixel count is bounded by the data actually read, so the
+    // feature names below cannot outgrow the file; with n = 0 it was not
+    // (dimensions [0, 2, 84281096] asked for 168 million names).
+    if n == 0 {
+        return Err(malformed(
+            origin,
+            format!("no images (dimensions {:?})", images.dims),
+        ));
+    }
+    let d = images.dims[1..]
+        .iter()
+        .try_fold(1usize, |acc, &k| acc.checked_mul(k))
+        .filter(|&d| d >= 1 && n.checked_mul(d) == Some(images.data.len()))
+        .filter(|_| labels.data.len() == n)
+        .ok_or_else(|| {
+            malformed(
+                origin,
+                format!(
+                    "image dimensions {:?} do not match {} bytes of pixels and {} labels",
+                    images.dims,
+                    images.data.len(),
+                    labels.data.len()
+                ),
+            )
+        })?;
     let x = Array2::from_shape_vec(
         (n, d),
         images.data.iter().map(|&p| f64::from(p) / 255.0).collect(),
@@ -157,6 +181,38 @@ pub fn images_and_labels(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by `cargo xtask fuzz` (target idx): zero images of 2 × 84281096
+    /// pixels parse, and building their feature names took gigabytes.
+    #[test]
+    fn empty_image_sets_with_huge_dimensions_are_errors() {
+        let images = parse_idx(
+            &[0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 2, 5, 6, 7, 8],
+            "images.idx",
+        )
+        .unwrap();
+        let labels = parse_idx(&[0, 0, 8, 1, 0, 0, 0, 0], "labels.idx").unwrap();
+        let e = images_and_labels(&images, &labels, "images.idx")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("images.idx:0: no images"), "{e}");
+        // Images whose stored pixels do not match their dimensions (the
+        // fields are public) are refused too, as are zero-pixel images.
+        let short = IdxArray {
+            dims: vec![1, u32::MAX as usize, u32::MAX as usize],
+            data: vec![0; 4],
+        };
+        let one = IdxArray {
+            dims: vec![1],
+            data: vec![0],
+        };
+        assert!(images_and_labels(&short, &one, "s").is_err());
+        let flat = IdxArray {
+            dims: vec![1, 0],
+            data: Vec::new(),
+        };
+        assert!(images_and_labels(&flat, &one, "f").is_err());
+    }
 
     fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
         let mut out = vec![0, 0, 8, dims.len() as u8];

@@ -139,7 +139,8 @@ pub fn parse_dat(
     if names.first() == Some(&"") {
         names.remove(0);
     }
-    if names.len() != n_inputs + 1 {
+    // Checked: `n_entradas` may be as large as `usize::MAX`.
+    if n_inputs.checked_add(1) != Some(names.len()) {
         return Err(malformed(
             origin,
             1,
@@ -343,6 +344,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("feature 1"), "{e}");
+        // `n_entradas= 18446744073709551615` overflowed `n_inputs + 1`
+        // (a panic where overflow is checked).
+        let e = parse_dat("\tf1\tclase\n1\t0\t1\n", "a.dat", usize::MAX, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("a.dat:1: header has 2 columns"), "{e}");
     }
 
     #[test]
