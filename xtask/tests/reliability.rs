@@ -414,3 +414,31 @@ fn a_csv_path_that_is_not_a_regular_file_is_refused() {
     assert!(!out.status.success());
     assert!(text(&out).contains("not a regular file"), "{}", text(&out));
 }
+
+#[test]
+fn a_sweep_of_billions_of_points_is_refused_before_it_is_expanded() {
+    let s = Scratch::new();
+    let list = (1..=200)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let manifest = TINY.replace(
+        "K = [3]",
+        &format!(
+            "K = [{list}]\n\"nonconvex.epochs\" = [{list}]\n\"nonconvex.runs\" = [{list}]\n\"arrangements.draws\" = [{list}]"
+        ),
+    );
+    let path = s.path("huge.toml");
+    std::fs::write(&path, manifest).unwrap();
+    for extra in [&[][..], &["--override-limits"][..]] {
+        let mut args: Vec<&str> = extra.to_vec();
+        args.push(path.to_str().unwrap());
+        let out = s.run(&args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains("sweep: the sweep has 1600000000 points"),
+            "{said}"
+        );
+    }
+}

@@ -8,7 +8,11 @@ use std::ops::Range;
 
 use toml::Spanned;
 
+use super::budget::{Limits, MAX_CELLS};
 use super::toolkit::Validator;
+
+/// The most points a sweep expands to even with `--override-limits`.
+pub const MAX_SWEEP_POINTS: u64 = 10_000_000;
 use crate::PipelineError;
 
 /// A swept value.
@@ -103,10 +107,12 @@ pub struct Sweep {
 
 impl Sweep {
     /// Expands `raw` (the `[sweep]` table) whose keys must be among `sweepable`.
+    /// The product of the lists is bounded before anything is expanded.
     pub fn expand(
         raw: &BTreeMap<String, Spanned<toml::Value>>,
         sweepable: &[&str],
         v: &Validator<'_>,
+        limits: Limits,
     ) -> Result<Self, PipelineError> {
         // Axes in manifest order (the BTreeMap is sorted by key; spans give the order).
         let mut entries: Vec<(&String, &Spanned<toml::Value>)> =
@@ -142,6 +148,26 @@ impl Sweep {
         }
         let mut axes = zip_groups(raw.get("zip"), &lists, v)?;
         axes.sort_by_key(|axis| axis.iter().map(|&i| lists[i].1.start).min().unwrap_or(0));
+        let product = axes
+            .iter()
+            .try_fold(1usize, |acc, axis| acc.checked_mul(lists[axis[0]].2.len()));
+        let limit = match limits {
+            Limits::Enforced => MAX_CELLS,
+            Limits::Overridden => MAX_SWEEP_POINTS,
+        };
+        if product.is_none_or(|p| p as u64 > limit) {
+            let span = lists.first().map_or(0..0, |l| l.1.clone());
+            let count = product.map_or_else(|| "more than 2^64".to_string(), |p| p.to_string());
+            let advice = match limits {
+                Limits::Enforced => "; pass --override-limits to run it anyway",
+                Limits::Overridden => "",
+            };
+            return Err(v.error(
+                span,
+                "sweep",
+                format!("the sweep has {count} points, over the limit of {limit}{advice}"),
+            ));
+        }
         let mut cells: Vec<Vec<Assignment>> = vec![Vec::new()];
         for axis in &axes {
             let len = lists[axis[0]].2.len();

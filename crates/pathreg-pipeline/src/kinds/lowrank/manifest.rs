@@ -147,7 +147,7 @@ pub fn parse(file: &ManifestFile, limits: Limits) -> Result<LowRankExperiment, P
     raw.arrangements.check(&v)?;
     let model = raw.model.check(&v)?;
     let convex = raw.convex.check(&v)?;
-    let sweep = Sweep::expand(&raw.sweep, SWEEP_KEYS, &v)?;
+    let sweep = Sweep::expand(&raw.sweep, SWEEP_KEYS, &v, limits)?;
     let base = LowRankPoint {
         coords: Vec::new(),
         data_tag: None,

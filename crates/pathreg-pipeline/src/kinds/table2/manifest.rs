@@ -379,7 +379,7 @@ pub fn parse(file: &ManifestFile, limits: Limits) -> Result<Experiment, Pipeline
         nonconvex: raw.nonconvex.as_ref().map(|nc| nc.check(&v)).transpose()?,
     };
     let convex = raw.convex.check(&v)?;
-    let sweep = Sweep::expand(&raw.sweep, SWEEP_KEYS, &v)?;
+    let sweep = Sweep::expand(&raw.sweep, SWEEP_KEYS, &v, limits)?;
     if base.nonconvex.is_some() && !sweep.has("K") {
         return Err(v.error(
             raw.kind.span(),
