@@ -628,13 +628,14 @@ fn payloads(src: &Sources) -> Result<Vec<(&'static str, Vec<u8>)>> {
 }
 
 /// Every payload twice: as `<decoder>.payload`, and framed by a real cache as
-/// `<decoder>.entry`.
+/// `<decoder>.entry` under the key the cache target reads it at (an entry
+/// proves its key, so it must be framed for the place it is put).
 pub fn cache(src: &Sources) -> Result<Vec<Input>> {
-    let dir = tempfile::tempdir()?;
-    let cache = Cache::new(Some(dir.path().to_path_buf()));
     let mut out = Vec::new();
-    for (i, (decoder, payload)) in payloads(src)?.into_iter().enumerate() {
-        let key = CacheKey::new("seed", 1, &i, &[]);
+    for (decoder, payload) in payloads(src)? {
+        let dir = tempfile::tempdir()?;
+        let cache = Cache::new(Some(dir.path().to_path_buf()));
+        let key = CacheKey::new("fuzz", 1, &decoder, &[]);
         cache.get_or_compute(&key, Vec::clone, |_| None, || Ok(payload.clone()))?;
         let entry = cache
             .entry_path(&key)
