@@ -442,3 +442,37 @@ fn a_sweep_of_billions_of_points_is_refused_before_it_is_expanded() {
         );
     }
 }
+
+#[test]
+fn draws_epochs_and_wide_networks_are_bounded_before_any_work() {
+    let s = Scratch::new();
+    let cases = [
+        (
+            TINY.replace(
+                "mode = \"exact\"",
+                "mode = \"sampled\"\ndraws = 1000000000000",
+            ),
+            "arrangements.draws",
+        ),
+        (
+            TINY.replace("epochs = 50", "epochs = 1000000000000"),
+            "nonconvex.epochs",
+        ),
+        (
+            TINY.replace("m1 = 2\nbeta", "m1 = 2\nm2 = 10000000\nbeta"),
+            "model.m1, model.m2",
+        ),
+    ];
+    for (manifest, key) in cases {
+        let path = s.path("big.toml");
+        std::fs::write(&path, manifest).unwrap();
+        let out = s.run(&[path.to_str().unwrap()]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(
+            said.contains(key) && said.contains("over the limit"),
+            "{key}: {said}"
+        );
+        assert!(!s.path("cache").exists(), "refused before any work");
+    }
+}

@@ -152,7 +152,7 @@ impl Cache {
     /// Whether a valid entry of `key` exists.
     pub fn contains(&self, key: &CacheKey) -> bool {
         self.entry_path(key)
-            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|p| read_entry(&p))
             .is_some_and(|bytes| unframe(&bytes, key).is_ok())
     }
 
@@ -166,7 +166,7 @@ impl Cache {
         compute: impl FnOnce() -> Result<T, PipelineError>,
     ) -> Result<(T, bool), PipelineError> {
         if let Some(path) = self.entry_path(key)
-            && let Ok(bytes) = std::fs::read(&path)
+            && let Some(bytes) = read_entry(&path)
         {
             match unframe(&bytes, key).and_then(|p| decode(p).ok_or(Rejected::Corrupt)) {
                 Ok(value) => {
@@ -300,9 +300,10 @@ fn is_entry(path: &Path, name: &str, shard: &str) -> bool {
         && (&magic == MAGIC || &magic == OLD_MAGIC)
 }
 
-/// A temporary file `store` left behind when its process was killed.
+/// A temporary file `store` left behind when its process was killed (or of
+/// the first format, `.tmpXXXXXX`).
 fn is_temporary(name: &str) -> bool {
-    name.len() == 10 && name.starts_with(".tmp")
+    temporary_pid(name).is_some() || (name.len() == 10 && name.starts_with(".tmp"))
 }
 
 /// Writes the root's marker unless it is there.
@@ -364,6 +365,55 @@ fn unframe<'b>(bytes: &'b [u8], key: &CacheKey) -> Result<&'b [u8], Rejected> {
     Ok(payload)
 }
 
+/// The bytes of the entry file at `path`: only a regular file (not a link, a
+/// device or a FIFO), read up to its size; anything else is no entry (and is
+/// recomputed and replaced).
+fn read_entry(path: &Path) -> Option<Vec<u8>> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() {
+        if meta.file_type().is_symlink() || !meta.is_dir() {
+            eprintln!(
+                "warning: cache entry {} is not a regular file; recomputing it",
+                path.display()
+            );
+        }
+        return None;
+    }
+    let mut bytes = Vec::new();
+    let file = std::fs::File::open(path).ok()?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, meta.len()), &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The prefix of this process's temporary files: `.tmp-<pid>-`.
+fn temporary_prefix() -> String {
+    format!(".tmp-{}-", std::process::id())
+}
+
+/// Removes temporary files in `dir` left by writers that were killed (their
+/// pid is gone, checked under `/proc`; where there is no `/proc`, nothing).
+fn remove_stale_temporaries(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let dead = temporary_pid(&name)
+            .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+        if dead && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The writer's pid in a temporary file's name `.tmp-<pid>-<random>`.
+fn temporary_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(".tmp-")?.split('-').next()?.parse().ok()
+}
+
 fn store(path: &Path, framed: &[u8]) -> Result<(), PipelineError> {
     let io = |source| PipelineError::Io {
         path: path.to_path_buf(),
@@ -371,7 +421,18 @@ fn store(path: &Path, framed: &[u8]) -> Result<(), PipelineError> {
     };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    remove_stale_temporaries(dir);
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        eprintln!(
+            "warning: {} is a folder, not a cache entry; the result is not cached",
+            path.display()
+        );
+        return Ok(());
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temporary_prefix())
+        .tempfile_in(dir)
+        .map_err(io)?;
     tmp.write_all(framed).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
@@ -547,5 +608,30 @@ mod tests {
             !root.exists(),
             "an emptied cache removes its marker and folder"
         );
+    }
+
+    #[test]
+    fn links_devices_and_stale_temporaries_are_not_trusted_or_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(Some(dir.path().to_path_buf()));
+        let key = CacheKey::new("stage", 1, &1u8, &[]);
+        let path = cache.entry_path(&key).unwrap();
+        let shard = path.parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&shard).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        let stale = shard.join(".tmp-4194999-AbCdEf");
+        std::fs::write(&stale, "partial").unwrap();
+        let enc = |v: &Vec<u8>| v.clone();
+        let dec = |b: &[u8]| Some(b.to_vec());
+        let (v, hit) = cache
+            .get_or_compute(&key, enc, dec, || Ok(vec![4]))
+            .unwrap();
+        assert!(!hit && v == [4]);
+        assert!(
+            std::fs::symlink_metadata(&path).unwrap().is_file(),
+            "the link is replaced"
+        );
+        assert!(!stale.exists(), "a dead writer's temporary file is removed");
+        assert_eq!(std::fs::read_dir(&shard).unwrap().count(), 1);
     }
 }

@@ -28,6 +28,10 @@ pub const MAX_CELLS: u64 = 100_000;
 /// The most multiply-adds the non-convex training of one manifest may take
 /// (about a day on one core).
 pub const MAX_TRAINING_WORK: f64 = 1e14;
+/// The most epochs of one training run.
+pub const MAX_EPOCHS: usize = 10_000_000;
+/// The most multiply-adds of drawing sampled arrangements (about an hour).
+pub const MAX_SAMPLING_WORK: f64 = 1e13;
 /// The smallest β: below it `β·R(θ)` is lost in the rounding of any
 /// objective of order one, the program is effectively unregularized, and the
 /// solver's iterations do not converge.
@@ -100,6 +104,37 @@ impl<'v> Budget<'v> {
             keys,
             format!(
                 "the training takes an estimated {work:.2e} multiply-adds, over the limit of {MAX_TRAINING_WORK:.0e}"
+            ),
+        )
+    }
+
+    /// Refuses more than [`MAX_EPOCHS`] epochs.
+    pub fn epochs(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        epochs: usize,
+    ) -> Result<(), PipelineError> {
+        if epochs <= MAX_EPOCHS {
+            return Ok(());
+        }
+        self.refuse(
+            span,
+            key,
+            format!("{epochs} epochs, over the limit of {MAX_EPOCHS}"),
+        )
+    }
+
+    /// Refuses drawing arrangements beyond [`MAX_SAMPLING_WORK`] multiply-adds.
+    pub fn sampling(&self, span: Range<usize>, keys: &str, work: f64) -> Result<(), PipelineError> {
+        if work <= MAX_SAMPLING_WORK {
+            return Ok(());
+        }
+        self.refuse(
+            span,
+            keys,
+            format!(
+                "drawing the arrangements takes an estimated {work:.2e} multiply-adds, over the limit of {MAX_SAMPLING_WORK:.0e}"
             ),
         )
     }

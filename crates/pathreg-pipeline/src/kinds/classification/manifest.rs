@@ -521,6 +521,11 @@ pub(crate) fn parse(
         .transpose()?;
     let budget = Budget::new(&v, limits);
     budget.beta(raw.model.get_ref().beta.span(), "model.beta", model.beta)?;
+    budget.epochs(
+        raw.training.get_ref().epochs.span(),
+        "training.epochs",
+        training.epochs,
+    )?;
     let cells = (data.datasets.len() * data.split_seeds.len() * optimizers.len() * 2) as u64;
     budget.cells(raw.data.span(), "data.datasets, data.split_seeds", cells)?;
     budget.bytes(

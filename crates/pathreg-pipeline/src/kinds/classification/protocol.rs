@@ -142,6 +142,44 @@ struct BinaryFit {
     diverged: bool,
 }
 
+/// Refuses a cell whose arrays (on the training rows: masks or activations,
+/// and the weights with their gradients and two optimizer moments) would
+/// together exceed the allocation limit, before any of them is allocated.
+fn check_cell_memory(
+    experiment: &ClassificationExperiment,
+    split: &SplitData,
+    model: ModelKind,
+) -> Result<(), PipelineError> {
+    use pathreg_core::limits::{check_allocation, total_bytes};
+    let (n, d) = (split.train.n(), split.train.d());
+    let m = &experiment.model;
+    let bytes = match model {
+        ModelKind::Nonconvex => total_bytes(&[
+            ParallelNetwork::parameter_bytes(m.k, d, m.m1, m.m2).saturating_mul(4),
+            ParallelNetwork::forward_bytes(n, m.k, m.m1, m.m2),
+        ]),
+        ModelKind::Convex => total_bytes(&[
+            SampledArrangements::bytes(m.k, d, m.m1),
+            SampledArrangements::masks_bytes(n, m.k, m.m1).saturating_mul(2),
+            SampledVariables::bytes(m.k, d, m.m1).saturating_mul(4),
+        ]),
+    };
+    check_allocation(
+        || {
+            format!(
+                "{}: a {} cell with (K, m1, m2) = ({}, {}, {}) on {n} × {d} training rows (model.K, model.m1, model.m2)",
+                split.name,
+                model.name(),
+                m.k,
+                m.m1,
+                m.m2
+            )
+        },
+        bytes,
+    )?;
+    Ok(())
+}
+
 /// Runs one cell: the learning-rate search, the final training and the test.
 pub(crate) fn run_cell(
     experiment: &ClassificationExperiment,
@@ -150,6 +188,7 @@ pub(crate) fn run_cell(
     model: ModelKind,
 ) -> Result<CellOutcome, PipelineError> {
     let d = split.train.d();
+    check_cell_memory(experiment, split, model)?;
     let arrangements = match model {
         ModelKind::Nonconvex => None,
         ModelKind::Convex => {

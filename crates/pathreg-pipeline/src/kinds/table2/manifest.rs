@@ -307,6 +307,9 @@ fn check_budget(
         budget.beta(raw.model.beta_span(), "model.beta", p.model.beta)?;
         let runs = p.nonconvex.map_or(0, |nc| nc.runs);
         cells = cells.saturating_add(1 + runs as u64);
+        if let Some(nc) = p.nonconvex {
+            budget.epochs(raw.kind.span(), "nonconvex.epochs", nc.epochs)?;
+        }
         let DataSpec::Teacher(t) = &p.data else {
             continue;
         };
@@ -321,17 +324,32 @@ fn check_budget(
             "the teacher data",
             data_bytes,
         )?;
+        let estimate = exact_enumeration_estimate(n, d, m1);
+        let triples = match p.arrangements.mode {
+            ArrangementMode::Exact => estimate.triples,
+            ArrangementMode::Sampled => estimate.triples.min(p.arrangements.draws as u128),
+        };
+        // Proposition 1 maps each triple to at most two sub-networks.
+        let subnetworks = usize::try_from(triples.saturating_mul(2)).unwrap_or(usize::MAX);
         budget.bytes(
             model_span.clone(),
             "model.m1, model.m2",
-            "one sub-network of Proposition 1's network",
-            ParallelNetwork::parameter_bytes(1, d, m1, m2),
+            "Proposition 1's network (at most two sub-networks per triple)",
+            ParallelNetwork::parameter_bytes(subnetworks, d, m1, m2),
         )?;
+        if p.arrangements.mode == ArrangementMode::Sampled {
+            let per_draw = n as f64 * (d as f64 * m1 as f64 + m1 as f64);
+            budget.sampling(
+                raw.arrangements.mode().span(),
+                "arrangements.draws, data.n, data.d, model.m1",
+                p.arrangements.draws as f64 * per_draw,
+            )?;
+        }
         match p.arrangements.mode {
             ArrangementMode::Exact => budget.core(
                 raw.arrangements.mode().span(),
                 "arrangements.mode, data.n, data.d, model.m1",
-                exact_enumeration_estimate(n, d, m1).check(),
+                estimate.check(),
             )?,
             ArrangementMode::Sampled => budget.bytes(
                 raw.arrangements.mode().span(),
