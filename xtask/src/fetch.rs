@@ -113,6 +113,9 @@ pub fn run(args: FetchArgs) -> Result<ExitCode> {
 
     let mut results: Vec<FetchResult> = Vec::new();
     if let Some(dir) = &args.import {
+        if !dir.is_dir() {
+            anyhow::bail!("--import {}: not a folder", dir.display());
+        }
         let names = if args.datasets.is_empty() {
             vec!["all".to_string()]
         } else {

@@ -476,3 +476,105 @@ fn draws_epochs_and_wide_networks_are_bounded_before_any_work() {
         assert!(!s.path("cache").exists(), "refused before any work");
     }
 }
+
+#[test]
+fn a_user_folder_in_the_way_of_the_outputs_is_never_replaced() {
+    let s = Scratch::new();
+    let tiny = s.path("tiny.toml");
+    let out = s.path("out");
+    std::fs::create_dir_all(out.join("tiny")).unwrap();
+    std::fs::write(out.join("tiny/thesis.tex"), "years of work").unwrap();
+    std::fs::create_dir_all(out.join("tiny.previous")).unwrap();
+    std::fs::write(out.join("tiny.previous/notes.txt"), "keep").unwrap();
+    let refused = s.run(&[tiny.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("pathreg did not write"),
+        "{}",
+        text(&refused)
+    );
+    assert!(out.join("tiny/thesis.tex").is_file());
+    std::fs::remove_dir_all(out.join("tiny")).unwrap();
+    assert!(s.run(&[tiny.to_str().unwrap()]).status.success());
+    assert!(
+        s.run(&[tiny.to_str().unwrap()]).status.success(),
+        "its own folder is replaced"
+    );
+    assert!(
+        out.join("tiny.previous/notes.txt").is_file(),
+        "the swap never meets a user's folder"
+    );
+    let twice = s.run(&[tiny.to_str().unwrap(), tiny.to_str().unwrap()]);
+    assert!(text(&twice).contains("is listed twice"), "{}", text(&twice));
+}
+
+#[test]
+fn the_lock_must_be_a_regular_file_and_record_this_versions_rounding() {
+    let s = Scratch::new();
+    let tiny = s.path("tiny.toml");
+    let m = tiny.to_str().unwrap();
+    assert!(s.run(&["--update-lock", m]).status.success());
+    let lock_path = s.path("results.lock");
+    let mut lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lock_path).unwrap()).unwrap();
+    lock["experiments"]["tiny"]["rounded_digits"] = 3.into();
+    std::fs::write(&lock_path, lock.to_string()).unwrap();
+    let out = s.xtask("verify", &["--rounded", m]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("at 3 significant digits"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(&lock_path).unwrap();
+    std::fs::create_dir(&lock_path).unwrap();
+    let out = s.xtask("verify", &[m]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not a regular file"), "{}", text(&out));
+}
+
+#[test]
+fn list_and_fetch_leave_no_stray_files_in_the_data_directory() {
+    let s = Scratch::new();
+    let data = s.path("data");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let listed = xtask()
+        .args(["list", "--cache-dir", s.path("cache").to_str().unwrap()])
+        .env("PATHREG_DATA", &data)
+        .env("PATHREG_MIRROR", root.join("../shared/datasets"))
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(
+        !data.exists() || entries(&data).is_empty(),
+        "list wrote {:?}",
+        entries(&data)
+    );
+    let missing = xtask()
+        .args(["fetch", "--import", s.path("nowhere").to_str().unwrap()])
+        .env("PATHREG_DATA", &data)
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("not a folder"),
+        "{}",
+        text(&missing)
+    );
+    let mirror = root.join("../shared/datasets");
+    if mirror.is_dir() {
+        let fetched = xtask()
+            .args(["fetch", "uci:balloons", "--offline", "--mirror"])
+            .arg(&mirror)
+            .args(["--data-dir", data.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(fetched.status.success(), "{}", text(&fetched));
+        let locks: Vec<PathBuf> = entries(&data)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().ends_with(".lock"))
+            .collect();
+        assert!(locks.is_empty(), "{locks:?}");
+    }
+}

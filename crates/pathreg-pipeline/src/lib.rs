@@ -87,6 +87,9 @@ pub fn plan(
     for path in paths {
         let next = load_manifest_with(path, limits)?;
         if let Some(first) = planned.iter().find(|p| p.name() == next.name()) {
+            if first.path() == path.as_path() {
+                return Err(PipelineError::ListedTwice(path.clone()));
+            }
             return Err(PipelineError::DuplicateName {
                 name: next.name().to_string(),
                 first: first.path().to_path_buf(),
@@ -149,9 +152,15 @@ pub enum PipelineError {
         /// The second manifest.
         second: PathBuf,
     },
+    /// One manifest given twice to one run.
+    #[error("{} is listed twice", .0.display())]
+    ListedTwice(PathBuf),
     /// The output folder's path is taken by something that is not a folder.
     #[error("{}: exists and is not a folder; move it away to write the results there", .0.display())]
     OutputNotAFolder(PathBuf),
+    /// The output folder's path is a folder pathreg did not write.
+    #[error("{}: a folder that pathreg did not write (no .pathreg-output marker); move it away or choose another name", .0.display())]
+    OutputNotOurs(PathBuf),
     /// `verify` found no lock file.
     #[error("{}: no lock file; record one with `cargo xtask run --update-lock <manifest>…`", .0.display())]
     NoLock(PathBuf),

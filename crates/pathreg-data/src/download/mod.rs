@@ -215,14 +215,22 @@ impl Downloader {
     /// use [`Downloader::fetch_all`] to fall back to the archive.
     pub fn fetch(&self, entry: &FileEntry, progress: ProgressFn<'_>) -> Result<Fetched, DataError> {
         let dest = self.destination(entry);
-        create_parent(&dest)?;
-        let _lock = lock(&sibling(&dest, "lock"))?;
+        let sources = self.sources(entry);
+        // With nothing to fetch from, only look: no folders, no lock files.
+        if !sources.is_empty() {
+            create_parent(&dest)?;
+        }
+        let _lock = if sources.is_empty() {
+            None
+        } else {
+            Some(lock(&sibling(&dest, "lock"))?)
+        };
         if let Some(done) = self.present(entry, &dest)? {
             return Ok(done);
         }
         let mut errors: Vec<DataError> = Vec::new();
         let label = entry.label();
-        for source in self.sources(entry) {
+        for source in sources {
             let result = match &source {
                 Source::Dir(path) => {
                     if !path.is_file() {

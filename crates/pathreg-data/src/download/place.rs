@@ -13,23 +13,45 @@ use crate::manifest::Pin;
 
 /// An exclusive advisory lock on a file, released on drop.
 pub(super) struct FileLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
 }
 
-/// Takes the lock on `path` (created if missing), waiting while another process holds it.
+/// Takes the lock on `path` (created if missing), waiting while another
+/// process holds it. The holder removes the file when it is done, so no lock
+/// files are left behind; a waiter whose file was removed or replaced by the
+/// time it holds the lock starts over on the current one.
 pub(super) fn lock(path: &Path) -> Result<FileLock, DataError> {
+    use std::os::unix::fs::MetadataExt;
     let io = |source| DataError::Io {
         path: path.display().to_string(),
         source,
     };
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .map_err(io)?;
-    file.lock().map_err(io)?;
-    Ok(FileLock { _file: file })
+    loop {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        let held = file.metadata().map_err(io)?;
+        let current = std::fs::metadata(path).ok();
+        if current.is_some_and(|c| c.dev() == held.dev() && c.ino() == held.ino()) {
+            return Ok(FileLock {
+                file,
+                path: path.to_path_buf(),
+            });
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Remove the file while still holding the lock, so a waiter sees it gone.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
 }
 
 /// `<dir>/.<name>.<suffix>` for `dest` = `<dir>/<name>`.

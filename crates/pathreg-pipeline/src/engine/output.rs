@@ -28,7 +28,8 @@ pub fn write_folder(
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);
     }
-    let previous = output_dir.with_extension("previous");
+    std::fs::write(staging.join(MARKER), MARKER_TEXT).map_err(io_error(&staging))?;
+    let previous = swap_dir(output_dir);
     if previous.exists() {
         std::fs::remove_dir_all(&previous).map_err(io_error(&previous))?;
     }
@@ -42,19 +43,34 @@ pub fn write_folder(
     Ok(())
 }
 
-/// Refuses an output folder path taken by a file (or a link): results are
-/// never moved over something that is not ours.
+/// The file that marks an output folder as written by pathreg.
+const MARKER: &str = ".pathreg-output";
+/// Its content.
+const MARKER_TEXT: &str =
+    "This folder is written by pathreg: `cargo xtask run` replaces it whole.\n";
+
+/// Refuses an output folder path taken by something that is not ours: a file,
+/// a link, or a non-empty folder without the marker pathreg writes into every
+/// output folder. Results never replace what pathreg did not write.
 pub fn check_output_dir(output_dir: &Path) -> Result<(), PipelineError> {
-    match std::fs::symlink_metadata(output_dir) {
-        Ok(meta) if !meta.is_dir() => {
-            Err(PipelineError::OutputNotAFolder(output_dir.to_path_buf()))
-        }
-        _ => Ok(()),
+    let Ok(meta) = std::fs::symlink_metadata(output_dir) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return Err(PipelineError::OutputNotAFolder(output_dir.to_path_buf()));
     }
+    // Folders of earlier versions have no marker, but their run.json.
+    let ours = output_dir.join(MARKER).is_file()
+        || output_dir.join("run.json").is_file()
+        || std::fs::read_dir(output_dir).is_ok_and(|mut entries| entries.next().is_none());
+    if !ours {
+        return Err(PipelineError::OutputNotOurs(output_dir.to_path_buf()));
+    }
+    Ok(())
 }
 
-/// Removes staging folders of `output_dir` left by runs that were killed:
-/// `.<name>.staging-<pid>` whose process is gone (checked under `/proc`;
+/// Removes staging and swap folders of `output_dir` left by runs that were
+/// killed: `.<name>.staging-<pid>` and `.<name>.previous-<pid>` whose process is gone (checked under `/proc`;
 /// where there is no `/proc`, nothing is removed).
 fn remove_stale_staging(output_dir: &Path) {
     let (Some(parent), Some(name)) = (output_dir.parent(), output_dir.file_name()) else {
@@ -63,13 +79,17 @@ fn remove_stale_staging(output_dir: &Path) {
     if !Path::new("/proc/self").exists() {
         return;
     }
-    let prefix = format!(".{}.staging-", name.to_string_lossy());
+    let name = name.to_string_lossy();
+    let prefixes = [format!(".{name}.staging-"), format!(".{name}.previous-")];
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
     for entry in entries.filter_map(Result::ok) {
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = file_name.strip_prefix(&prefix) else {
+        let Some(pid) = prefixes
+            .iter()
+            .find_map(|p| file_name.strip_prefix(p.as_str()))
+        else {
             continue;
         };
         let dead = pid.parse::<u32>().is_ok_and(|pid| {
@@ -96,6 +116,16 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// `.<name>.previous-<pid>`: where the old folder waits while the new one
+/// moves in (hidden and per process, so it never meets a user's folder).
+fn swap_dir(output_dir: &Path) -> PathBuf {
+    let name = output_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    output_dir.with_file_name(format!(".{name}.previous-{}", std::process::id()))
 }
 
 fn staging_dir(output_dir: &Path) -> PathBuf {

@@ -53,6 +53,18 @@ impl HashKind {
 impl LockFile {
     /// Reads the lock; a missing file is an error that says so.
     pub fn read(path: &Path) -> Result<Self, PipelineError> {
+        match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(PipelineError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "not a regular file",
+                    ),
+                });
+            }
+            _ => {}
+        }
         match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text).map_err(|e| PipelineError::Manifest {
                 path: path.to_path_buf(),
@@ -118,6 +130,12 @@ pub fn compare(locked: &LockedExperiment, summary: &RunSummary, kind: HashKind) 
         HashKind::Rounded => (&locked.rounded, &summary.rounded_hash),
     };
     let mut lines = Vec::new();
+    if kind == HashKind::Rounded && locked.rounded_digits != ROUNDED_DIGITS {
+        lines.push(format!(
+            "  the lock records rounded hashes at {} significant digits; this version rounds to {ROUNDED_DIGITS}",
+            locked.rounded_digits
+        ));
+    }
     if locked.rows.len() != summary.rows.len() {
         lines.push(format!(
             "  the lock records {} rows, the run produced {}",

@@ -122,7 +122,7 @@ pub fn parse(file: &ManifestFile, limits: Limits) -> Result<LowRankExperiment, P
     let not_low_rank = || {
         v.error(
             raw.data.source_span(),
-            "data",
+            "data.rank_fraction",
             "kind = \"lowrank\" needs source = \"teacher\" with rank_fraction (Figure 4's low-rank data)",
         )
     };

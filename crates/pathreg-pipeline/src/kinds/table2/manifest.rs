@@ -333,7 +333,7 @@ fn check_budget(
         let subnetworks = usize::try_from(triples.saturating_mul(2)).unwrap_or(usize::MAX);
         budget.bytes(
             model_span.clone(),
-            "model.m1, model.m2",
+            "data.n, data.d, model.m1, model.m2",
             "Proposition 1's network (at most two sub-networks per triple)",
             ParallelNetwork::parameter_bytes(subnetworks, d, m1, m2),
         )?;
