@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     match real_main() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", without_repeats(&e));
             ExitCode::FAILURE
         }
     }
@@ -78,4 +78,18 @@ fn real_main() -> Result<ExitCode> {
         Command::Fetch(args) => fetch::run(args),
         Command::Fuzz(args) => fuzz::run(args, &root),
     }
+}
+
+/// The error and its causes, each cause added only where the message does not
+/// already say it (the library errors name their causes themselves).
+fn without_repeats(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }

@@ -578,3 +578,24 @@ fn list_and_fetch_leave_no_stray_files_in_the_data_directory() {
         assert!(locks.is_empty(), "{locks:?}");
     }
 }
+
+#[test]
+fn an_error_says_its_cause_once() {
+    let s = Scratch::new();
+    let out = s.run(&[s.path("nope.toml").to_str().unwrap()]);
+    let said = text(&out);
+    assert!(!out.status.success());
+    assert_eq!(
+        said.matches("No such file or directory").count(),
+        1,
+        "{said}"
+    );
+    std::fs::create_dir(s.path("results.lock")).unwrap();
+    let out = s.xtask("verify", &[s.path("tiny.toml").to_str().unwrap()]);
+    assert_eq!(
+        text(&out).matches("not a regular file").count(),
+        1,
+        "{}",
+        text(&out)
+    );
+}

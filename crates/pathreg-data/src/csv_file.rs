@@ -18,9 +18,12 @@ pub const MAX_CSV_BYTES: u64 = 1 << 30;
 /// so is anything [`read_csv_bytes`] refuses.
 pub fn read_csv(path: &Path) -> Result<Dataset, DataError> {
     let origin = path.display().to_string();
-    let text = String::from_utf8(read_csv_bytes(path)?).map_err(|_| DataError::Malformed {
+    let text = String::from_utf8(read_csv_bytes(path)?).map_err(|e| DataError::Malformed {
         path: origin.clone(),
-        line: 0,
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64,
         reason: "not UTF-8 text".into(),
     })?;
     parse_csv(&text, &origin)
@@ -282,6 +285,7 @@ mod tests {
         let bad = dir.path().join("latin1.csv");
         std::fs::write(&bad, b"a,y\n\xe9,1\n").unwrap();
         let err = read_csv(&bad).unwrap_err().to_string();
+        assert!(err.contains("latin1.csv:2:"), "{err}");
         assert!(
             err.contains("latin1.csv") && err.contains("not UTF-8"),
             "{err}"

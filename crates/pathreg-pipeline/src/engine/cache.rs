@@ -165,6 +165,9 @@ impl Cache {
         decode: impl Fn(&[u8]) -> Option<T>,
         compute: impl FnOnce() -> Result<T, PipelineError>,
     ) -> Result<(T, bool), PipelineError> {
+        if let Some(dir) = self.entry_path(key).as_deref().and_then(Path::parent) {
+            remove_stale_temporaries(dir);
+        }
         if let Some(path) = self.entry_path(key)
             && let Some(bytes) = read_entry(&path)
         {

@@ -3,7 +3,7 @@
 //! grid, validated into a [`ClassificationExperiment`] before any work starts.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pathreg_core::Loss;
 use pathreg_data::split::Preprocess;
@@ -255,13 +255,22 @@ impl Check for RawData {
         let base_dir = v.base_dir().to_path_buf();
         let known = pathreg_data::registry::names().unwrap_or_default();
         for (i, name) in datasets.iter().enumerate() {
-            if let Some(file) = name.strip_prefix("csv:") {
-                let file = base_dir.join(file);
+            if let Some(relative) = name.strip_prefix("csv:") {
+                let file = base_dir.join(relative);
                 if !file.is_file() {
+                    let at = if Path::new(relative).is_absolute() {
+                        String::new()
+                    } else {
+                        format!(" at {}", file.display())
+                    };
                     return Err(v.error(
                         self.datasets.span(),
                         key,
-                        format!("{name:?}: no file at {}", file.display()),
+                        if file.exists() {
+                            format!("{name:?}: not a regular file{at}")
+                        } else {
+                            format!("{name:?}: no file{at}")
+                        },
                     ));
                 }
             } else if !known.contains(name) {
