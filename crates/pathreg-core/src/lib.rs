@@ -9,6 +9,7 @@ pub mod linalg;
 pub mod loss;
 pub mod low_rank;
 mod lp;
+pub mod multiclass;
 pub mod network;
 mod nnls;
 pub mod unconstrained;

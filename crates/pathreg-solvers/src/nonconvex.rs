@@ -5,13 +5,15 @@
 use std::time::Instant;
 
 use ndarray::{Array, Array1, Array2, Array3, ArrayView1, ArrayView2, Axis, Dimension, Zip};
+use num_traits::Float;
 use pathreg_core::{Gradient, Loss, ObjectiveValue, ParallelNetwork, Regularizer};
 use rand::Rng;
 use rand::seq::SliceRandom;
+use rayon::prelude::*;
 
 use crate::SolverError;
 
-/// A first-order optimizer.
+/// A first-order optimizer, with PyTorch's update rules (`torch.optim`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Optimizer {
@@ -33,7 +35,105 @@ pub enum Optimizer {
         /// Denominator offset.
         eps: f64,
     },
+    /// Adagrad (Duchi et al.): `s ← s + g²; θ ← θ − η g / (√s + ε)`
+    /// (PyTorch's, without learning-rate decay).
+    Adagrad {
+        /// Learning rate η.
+        lr: f64,
+        /// Denominator offset ε.
+        eps: f64,
+    },
+    /// Adadelta (Zeiler): `a ← ρ a + (1 − ρ) g²;
+    /// δ = √(b + ε) / √(a + ε) · g; b ← ρ b + (1 − ρ) δ²; θ ← θ − η δ`.
+    Adadelta {
+        /// Learning rate η (PyTorch scales the step by it; 1 is the
+        /// original method).
+        lr: f64,
+        /// Decay ρ of both running averages.
+        rho: f64,
+        /// Offset ε.
+        eps: f64,
+    },
 }
+
+/// An optimizer's per-step constants, in the parameters' float type.
+#[derive(Clone, Copy)]
+struct StepRule<A> {
+    optimizer: Optimizer,
+    lr: A,
+    momentum: A,
+    decay1: A,
+    decay2: A,
+    eps: A,
+    correction1: A,
+    correction2: A,
+}
+
+impl<A: Float> StepRule<A> {
+    fn new(optimizer: Optimizer, step: i32) -> Self {
+        let cast = |v: f64| A::from(v).unwrap_or_else(A::nan);
+        let zero = A::zero();
+        let (lr, momentum, decay1, decay2, eps) = match optimizer {
+            Optimizer::Sgd { lr, momentum } => (lr, momentum, 0.0, 0.0, 0.0),
+            Optimizer::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => (lr, 0.0, beta1, beta2, eps),
+            Optimizer::Adagrad { lr, eps } => (lr, 0.0, 0.0, 0.0, eps),
+            Optimizer::Adadelta { lr, rho, eps } => (lr, 0.0, rho, rho, eps),
+        };
+        let (correction1, correction2) = match optimizer {
+            Optimizer::Adam { beta1, beta2, .. } => {
+                (cast(1.0 - beta1.powi(step)), cast(1.0 - beta2.powi(step)))
+            }
+            _ => (zero, zero),
+        };
+        Self {
+            optimizer,
+            lr: cast(lr),
+            momentum: cast(momentum),
+            decay1: cast(decay1),
+            decay2: cast(decay2),
+            eps: cast(eps),
+            correction1,
+            correction2,
+        }
+    }
+
+    /// One weight's update; `m` and `v` are its two state slots.
+    #[inline]
+    fn apply(&self, w: &mut A, g: A, m: &mut A, v: &mut A) {
+        let one = A::one();
+        match self.optimizer {
+            Optimizer::Sgd { .. } => {
+                *m = self.momentum * *m + g;
+                *w = *w - self.lr * *m;
+            }
+            Optimizer::Adam { .. } => {
+                *m = self.decay1 * *m + (one - self.decay1) * g;
+                *v = self.decay2 * *v + (one - self.decay2) * g * g;
+                *w = *w
+                    - self.lr * (*m / self.correction1)
+                        / ((*v / self.correction2).sqrt() + self.eps);
+            }
+            Optimizer::Adagrad { .. } => {
+                *v = *v + g * g;
+                *w = *w - self.lr * g / (v.sqrt() + self.eps);
+            }
+            Optimizer::Adadelta { .. } => {
+                *v = self.decay2 * *v + (one - self.decay2) * g * g;
+                let delta = (*m + self.eps).sqrt() / (*v + self.eps).sqrt() * g;
+                *m = self.decay1 * *m + (one - self.decay1) * delta * delta;
+                *w = *w - self.lr * delta;
+            }
+        }
+    }
+}
+
+/// Elements one task of [`Optimizer::update_slice`] updates.
+const UPDATE_CHUNK: usize = 1 << 16;
 
 impl Optimizer {
     /// Adam with the usual `(β1, β2, ε) = (0.9, 0.999, 1e-8)`.
@@ -46,17 +146,58 @@ impl Optimizer {
         }
     }
 
-    /// The method's name as written in results ("sgd", "adam").
+    /// Adagrad with PyTorch's `ε = 1e-10`.
+    pub fn adagrad(lr: f64) -> Self {
+        Optimizer::Adagrad { lr, eps: 1e-10 }
+    }
+
+    /// Adadelta with PyTorch's `(ρ, ε) = (0.9, 1e-6)`.
+    pub fn adadelta(lr: f64) -> Self {
+        Optimizer::Adadelta {
+            lr,
+            rho: 0.9,
+            eps: 1e-6,
+        }
+    }
+
+    /// The method's name as written in results ("sgd", "adam", "adagrad",
+    /// "adadelta").
     pub fn name(&self) -> &'static str {
         match self {
             Optimizer::Sgd { .. } => "sgd",
             Optimizer::Adam { .. } => "adam",
+            Optimizer::Adagrad { .. } => "adagrad",
+            Optimizer::Adadelta { .. } => "adadelta",
         }
     }
 
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        match *self {
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::Adagrad { lr, .. }
+            | Optimizer::Adadelta { lr, .. } => lr,
+        }
+    }
+
+    /// The same optimizer with learning rate `lr`.
+    pub fn with_lr(mut self, new: f64) -> Self {
+        match &mut self {
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::Adam { lr, .. }
+            | Optimizer::Adagrad { lr, .. }
+            | Optimizer::Adadelta { lr, .. } => *lr = new,
+        }
+        self
+    }
+
     /// Update number `step` (counted from 1) of the weights `w` by the
-    /// gradient `g`. SGD keeps its momentum buffer in `m` and ignores `v`;
-    /// Adam keeps its first and second moments in `m` and `v`.
+    /// gradient `g`, with the two state slots `m` and `v` (zero before the
+    /// first step): SGD's momentum buffer is `m`; Adam's first and second
+    /// moments are `m` and `v`; Adagrad's sum of squares is `v`; Adadelta's
+    /// running averages of squared steps and squared gradients are `m` and
+    /// `v`.
     pub fn update<D: Dimension>(
         &self,
         w: &mut Array<f64, D>,
@@ -65,32 +206,35 @@ impl Optimizer {
         v: &mut Array<f64, D>,
         step: i32,
     ) {
-        match *self {
-            Optimizer::Sgd { lr, momentum } => {
-                Zip::from(w).and(g).and(m).for_each(|wi, gi, bi| {
-                    *bi = momentum * *bi + gi;
-                    *wi -= lr * *bi;
-                });
-            }
-            Optimizer::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => {
-                let c1 = 1.0 - beta1.powi(step);
-                let c2 = 1.0 - beta2.powi(step);
-                Zip::from(w)
-                    .and(g)
-                    .and(m)
-                    .and(v)
-                    .for_each(|wi, gi, mi, vi| {
-                        *mi = beta1 * *mi + (1.0 - beta1) * gi;
-                        *vi = beta2 * *vi + (1.0 - beta2) * gi * gi;
-                        *wi -= lr * (*mi / c1) / ((*vi / c2).sqrt() + eps);
-                    });
-            }
-        }
+        let rule = StepRule::new(*self, step);
+        Zip::from(w)
+            .and(g)
+            .and(m)
+            .and(v)
+            .for_each(|wi, gi, mi, vi| rule.apply(wi, *gi, mi, vi));
+    }
+
+    /// [`Self::update`] on flat slices of any float type, in parallel
+    /// chunks (elementwise, so the result does not depend on the thread
+    /// count).
+    pub fn update_slice<A: Float + Send + Sync>(
+        &self,
+        w: &mut [A],
+        g: &[A],
+        m: &mut [A],
+        v: &mut [A],
+        step: i32,
+    ) {
+        let rule = StepRule::<A>::new(*self, step);
+        w.par_chunks_mut(UPDATE_CHUNK)
+            .zip(g.par_chunks(UPDATE_CHUNK))
+            .zip(m.par_chunks_mut(UPDATE_CHUNK))
+            .zip(v.par_chunks_mut(UPDATE_CHUNK))
+            .for_each(|(((w, g), m), v)| {
+                for (((wi, gi), mi), vi) in w.iter_mut().zip(g).zip(m).zip(v) {
+                    rule.apply(wi, *gi, mi, vi);
+                }
+            });
     }
 }
 
@@ -256,4 +400,81 @@ fn apply(
     optimizer.update(w1, &grad.w1, &mut m.w1, &mut v.w1, state.step);
     optimizer.update(w2, &grad.w2, &mut m.w2, &mut v.w2, state.step);
     optimizer.update(w3, &grad.w3, &mut m.w3, &mut v.w3, state.step);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// Two steps of `optimizer` from `w = 1` with gradient `0.5`, on an f64
+    /// array and on an f32 slice; returns the f64 weights after each step.
+    fn two_steps(optimizer: Optimizer) -> (f64, f64) {
+        let mut w = array![1.0];
+        let (mut m, mut v) = (array![0.0], array![0.0]);
+        let g = array![0.5];
+        optimizer.update(&mut w, &g, &mut m, &mut v, 1);
+        let first = w[0];
+        optimizer.update(&mut w, &g, &mut m, &mut v, 2);
+        let mut w32 = [1.0f32];
+        let (mut m32, mut v32) = ([0.0f32], [0.0f32]);
+        for step in 1..=2 {
+            optimizer.update_slice(&mut w32, &[0.5], &mut m32, &mut v32, step);
+        }
+        assert!(
+            (f64::from(w32[0]) - w[0]).abs() < 1e-5,
+            "{optimizer:?}: f32 {} vs f64 {}",
+            w32[0],
+            w[0]
+        );
+        (first, w[0])
+    }
+
+    #[test]
+    fn one_step_of_each_optimizer_matches_the_hand_computed_update() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        // SGD: v = 0.5, w = 1 − 0.1·0.5; then v = 0.9·0.5 + 0.5 = 0.95, w = 0.95 − 0.095.
+        let (a, b) = two_steps(Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+        });
+        assert!(close(a, 0.95) && close(b, 0.855), "sgd {a} {b}");
+        // Adam: both bias-corrected moments equal g and g², so the step is lr·g/(|g| + ε).
+        let (a, _) = two_steps(Optimizer::adam(0.1));
+        assert!(close(a, 1.0 - 0.1 * 0.5 / (0.5 + 1e-8)), "adam {a}");
+        // Adagrad: s = 0.25, w = 1 − 0.1·0.5/(0.5 + ε); then s = 0.5, w −= 0.1·0.5/√0.5.
+        let (a, b) = two_steps(Optimizer::adagrad(0.1));
+        assert!(
+            close(a, 1.0 - 0.1 * 0.5 / (0.5 + 1e-10)) && (b - 0.8292893218813453).abs() < 1e-9,
+            "adagrad {a} {b}"
+        );
+        // Adadelta: a = 0.1·0.25, δ = √(0 + 1e-6)/√(0.025 + 1e-6)·0.5, w = 1 − δ.
+        let (a, _) = two_steps(Optimizer::adadelta(1.0));
+        assert!(close(a, 0.9968377855834876), "adadelta {a}");
+        let mut w = array![1.0];
+        let (mut m, mut v) = (array![0.0], array![0.0]);
+        Optimizer::adadelta(1.0).update(&mut w, &array![0.5], &mut m, &mut v, 1);
+        assert!(
+            (m[0] - 9.99960001599936e-07).abs() < 1e-18,
+            "adadelta's squared-step average {}",
+            m[0]
+        );
+    }
+
+    #[test]
+    fn learning_rates_are_read_and_replaced_for_every_optimizer() {
+        for optimizer in [
+            Optimizer::Sgd {
+                lr: 0.3,
+                momentum: 0.9,
+            },
+            Optimizer::adam(0.3),
+            Optimizer::adagrad(0.3),
+            Optimizer::adadelta(0.3),
+        ] {
+            assert_eq!(optimizer.lr(), 0.3);
+            let changed = optimizer.with_lr(2.0);
+            assert_eq!((changed.lr(), changed.name()), (2.0, optimizer.name()));
+        }
+    }
 }

@@ -155,9 +155,7 @@ impl NonconvexSpec {
             "nonconvex.runs" => self.runs = value.count(err)?,
             "nonconvex.lr" => {
                 let v = value.positive(err)?;
-                match &mut self.optimizer {
-                    Optimizer::Sgd { lr, .. } | Optimizer::Adam { lr, .. } => *lr = v,
-                }
+                self.optimizer = self.optimizer.with_lr(v);
             }
             _ => {
                 let v = value.as_f64();
