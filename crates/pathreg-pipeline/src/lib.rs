@@ -186,6 +186,9 @@ pub enum PipelineError {
     /// A convex classification model scored without its sampled arrangements.
     #[error("a convex model without its arrangements")]
     MissingArrangements,
+    /// A cell that trains was asked to compute without its data loaded.
+    #[error("{0}: its data was not loaded")]
+    MissingData(String),
     /// A listing needs data that is not in the data directory (`list` never downloads).
     #[error("{dataset} is not in the data directory {} ({reason}); fetch it with `cargo xtask fetch {dataset}`", data_dir.display())]
     DataNotLocal {

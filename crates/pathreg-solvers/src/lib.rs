@@ -4,6 +4,7 @@
 
 pub mod certify;
 pub mod conic;
+pub mod multiclass;
 pub mod nonconvex;
 pub mod unconstrained;
 pub mod working_set;

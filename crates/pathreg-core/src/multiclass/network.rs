@@ -10,7 +10,7 @@ use super::gemm::matmul;
 use super::model::{BatchValue, Model};
 use crate::CoreError;
 use crate::limits::{array_bytes, check_allocation, total_bytes};
-use crate::network::{Regularizer, standard_normal};
+use crate::network::Regularizer;
 
 /// Rows of a batch handled by one task of the elementwise passes.
 const ROW_BLOCK: usize = 16;
@@ -123,19 +123,22 @@ impl NetworkModel {
         self.shape
     }
 
-    /// LeCun-normal parameters: every weight `N(0, 1/fan_in)` (fan-in `d`,
-    /// `m1`, `m2` by layer), drawn in the flat order.
-    pub fn lecun_normal<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f32> {
+    /// PyTorch's default initialization of `nn.Linear` weights: every weight
+    /// uniform on `[−1/√fan_in, 1/√fan_in]` (fan-in `d`, `m1`, `m2` by
+    /// layer), drawn in the flat order.
+    pub fn pytorch_uniform<R: Rng + ?Sized>(&self, rng: &mut R) -> Vec<f32> {
         let NetworkShape { d, k, m1, m2, .. } = self.shape;
+        let first = d * k * m1;
+        let second = k * m1 * m2;
         let layers = [
-            (d * k * m1, d),
-            (k * m1 * m2, m1),
-            (self.shape.parameters() - d * k * m1 - k * m1 * m2, m2),
+            (first, d),
+            (second, m1),
+            (self.shape.parameters() - first - second, m2),
         ];
         let mut out = Vec::with_capacity(self.shape.parameters());
         for (count, fan_in) in layers {
-            let sd = 1.0 / (fan_in as f64).sqrt();
-            out.extend((0..count).map(|_| (standard_normal(rng) * sd) as f32));
+            let bound = 1.0 / (fan_in as f64).sqrt();
+            out.extend((0..count).map(|_| ((2.0 * rng.random::<f64>() - 1.0) * bound) as f32));
         }
         out
     }

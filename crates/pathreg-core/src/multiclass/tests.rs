@@ -121,7 +121,7 @@ fn network_gradients_match_finite_differences() {
             classes: 3,
         };
         let model = NetworkModel::new(shape, regularizer, 0.03).unwrap();
-        let params = model.lecun_normal(&mut ChaCha8Rng::seed_from_u64(4));
+        let params = model.pytorch_uniform(&mut ChaCha8Rng::seed_from_u64(4));
         let probes: Vec<usize> = (0..model.parameters()).collect();
         check_gradient(&model, &params, &set, 0.0, &probes);
     }
@@ -210,7 +210,7 @@ fn results_do_not_depend_on_the_thread_count() {
         0.01,
     )
     .unwrap();
-    let net_params = network.lecun_normal(&mut ChaCha8Rng::seed_from_u64(10));
+    let net_params = network.pytorch_uniform(&mut ChaCha8Rng::seed_from_u64(10));
     let rows: Vec<usize> = (0..70).rev().collect();
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()

@@ -195,24 +195,43 @@ impl<'o> Run<'o> {
         &mut self,
         cells: &[C],
     ) -> Result<Vec<Computed<C::Output>>, PipelineError> {
+        self.cell_loop(cells, |cells, one| {
+            cells.par_iter().with_max_len(1).map(one).collect()
+        })
+    }
+
+    /// The cell loop for cells whose wall time is a result: one cell at a
+    /// time, each free to use every thread, in `cells` order.
+    pub fn cells_in_turn<C: Cell>(
+        &mut self,
+        cells: &[C],
+    ) -> Result<Vec<Computed<C::Output>>, PipelineError> {
+        self.cell_loop(cells, |cells, one| cells.iter().map(one).collect())
+    }
+
+    fn cell_loop<C: Cell>(
+        &mut self,
+        cells: &[C],
+        each: impl FnOnce(
+            &[C],
+            &(dyn Fn(&C) -> Result<Computed<C::Output>, PipelineError> + Sync),
+        ) -> Result<Vec<Computed<C::Output>>, PipelineError>,
+    ) -> Result<Vec<Computed<C::Output>>, PipelineError> {
         let progress = &self.options.progress;
         progress(Progress::CellsStarted(cells.len()));
         let start = Instant::now();
         let cache = &self.cache;
-        let results = cells
-            .par_iter()
-            .with_max_len(1)
-            .map(|cell| {
-                let (value, cached) = cache.get_or_compute(
-                    &cell.key(),
-                    |v: &C::Output| bincode::serialize(v).unwrap_or_default(),
-                    |b| bincode::deserialize(b).ok(),
-                    || cell.compute(cache),
-                )?;
-                progress(Progress::CellDone(cell.label()));
-                Ok(Computed { value, cached })
-            })
-            .collect::<Result<Vec<_>, PipelineError>>()?;
+        let one = |cell: &C| {
+            let (value, cached) = cache.get_or_compute(
+                &cell.key(),
+                |v: &C::Output| bincode::serialize(v).unwrap_or_default(),
+                |b| bincode::deserialize(b).ok(),
+                || cell.compute(cache),
+            )?;
+            progress(Progress::CellDone(cell.label()));
+            Ok(Computed { value, cached })
+        };
+        let results = each(cells, &one)?;
         self.record_time("cells", start.elapsed().as_secs_f64());
         Ok(results)
     }

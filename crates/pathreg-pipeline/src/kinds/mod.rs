@@ -5,6 +5,7 @@
 //! [`KINDS`].
 
 pub mod classification;
+pub mod images;
 pub mod lowrank;
 pub mod spectrum;
 pub mod table2;
@@ -49,6 +50,11 @@ pub const KINDS: &[Kind] = &[
         name: classification::KIND,
         stages: classification::STAGES,
         load: classification::load,
+    },
+    Kind {
+        name: images::KIND,
+        stages: images::STAGES,
+        load: images::load,
     },
 ];
 
