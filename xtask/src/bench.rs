@@ -1,6 +1,8 @@
 //! `cargo xtask bench`: medians of the Table 2 stages on this machine, then
 //! (when the UCI files can be loaded: fetched, or `PATHREG_MIRROR`) one epoch
-//! of each Table 3 trainer on musk-1 and the solver comparison for (11).
+//! of each Table 3 trainer on musk-1 and the solver comparison for (11), then
+//! (when Fashion-MNIST can be loaded) Figure 5's float32 epochs against
+//! PyTorch (`--only tables` or `--only images` picks one part).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,17 +26,43 @@ use pathreg_solvers::{
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+mod images;
+
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
     /// Repetitions per measurement.
     #[arg(long, default_value_t = 7)]
     repeat: usize,
+    /// Run only these sections (default: all).
+    #[arg(long, value_enum)]
+    only: Vec<Section>,
+}
+
+/// The benchmark's sections.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Section {
+    /// Table 2's stages and manifest, and Table 3's epochs and solvers.
+    Tables,
+    /// Figure 5's epochs against PyTorch.
+    Images,
 }
 
 /// Runs `cargo xtask bench`.
 pub fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
-    measure(root, args.repeat.max(1))?;
+    let repeat = args.repeat.max(1);
+    let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    if wanted(Section::Tables) {
+        measure(root, repeat)?;
+    }
+    if wanted(Section::Images) {
+        match images::measure(root, repeat) {
+            Err(e) if format!("{e:#}").contains("loading fashion-mnist") => {
+                println!("skipping the Figure 5 benchmarks: {e:#}");
+            }
+            other => other?,
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

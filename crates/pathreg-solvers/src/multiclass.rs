@@ -38,7 +38,7 @@ pub struct ImageTrainSettings {
 /// The objective and accuracy of a model on a whole dataset.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
-    /// `(1/n) Σ ½‖f_i − y_i‖²`.
+    /// `(1/(nC)) Σ ‖f_i − y_i‖²` (PyTorch's `MSELoss()`).
     pub loss: f64,
     /// `(1/n) Σ h_i` (0 for a network).
     pub violation: f64,
@@ -101,11 +101,12 @@ pub fn evaluate<M: Model>(
         );
     let n = set.n().max(1) as f64;
     let regularizer = model.regularizer(params);
+    let loss = total.loss / (n * set.classes() as f64);
     Evaluation {
-        loss: total.loss / n,
+        loss,
         violation: total.violation / n,
         regularizer,
-        objective: (total.loss + lambda * total.violation) / n + regularizer,
+        objective: loss + lambda * total.violation / n + regularizer,
         accuracy: total.correct as f64 / n,
     }
 }
@@ -169,8 +170,10 @@ pub fn train_images<M: Model, R: Rng + ?Sized>(
                 .optimizer
                 .update_slice(&mut params, &grad, &mut m, &mut v, step);
             time_s += start.elapsed().as_secs_f64();
-            let batch_objective =
-                (value.loss + lambda * value.violation) / rows.len() as f64 + regularizer;
+            let rows_in_batch = rows.len() as f64;
+            let batch_objective = value.loss / (rows_in_batch * train.set.classes() as f64)
+                + lambda * value.violation / rows_in_batch
+                + regularizer;
             if !batch_objective.is_finite() {
                 diverged = true;
                 break 'epochs;

@@ -193,6 +193,7 @@ impl ConvexModel {
         let (k, m1, classes) = (self.k, self.m1, self.classes);
         let b = rows.len();
         let scale = 1.0 / b as f32;
+        let loss_scale = 2.0 / (b * classes) as f32;
         let lambda = self.lambda as f32;
         let mut outputs = Array2::<f32>::zeros((b, classes));
         let mut violations = vec![0.0f64; b];
@@ -246,7 +247,7 @@ impl ConvexModel {
                         let mut loss = 0.0f64;
                         for (c, f) in f_row.iter().enumerate() {
                             let residual = f - f32::from(u8::from(c == label));
-                            loss += 0.5 * f64::from(residual * residual);
+                            loss += f64::from(residual * residual);
                         }
                         sum = sum.plus(BatchValue {
                             loss,
@@ -267,8 +268,8 @@ impl ConvexModel {
                                     let residual = f_row[c] - f32::from(u8::from(c == label));
                                     let p2 = pre2[(s * k + kk) * classes + c];
                                     let slope2 = if -side2 * p2 > 0.0 { 1.0 } else { 0.0 };
-                                    let c2 = scale
-                                        * (sign_s * d2[kk] * residual - lambda * side2 * slope2);
+                                    let c2 = loss_scale * sign_s * d2[kk] * residual
+                                        - scale * lambda * side2 * slope2;
                                     let col = self.column(s, kk, c, 0);
                                     for ((v, d), side) in u_row[col..col + m1]
                                         .iter_mut()

@@ -25,7 +25,7 @@
 //! `Z_kj = [z_kj1 … z_kjC]` per (triple, neuron), and
 //!
 //! ```text
-//! (11)  min  (1/n) Σ_i ( ½‖f_i − y_i‖² + λ h_i ) + β' Σ_{s,k} ‖Z^s_k‖_F,
+//! (11)  min  (1/(nC)) Σ_i ‖f_i − y_i‖² + (λ/n) Σ_i h_i + β' Σ_{s,k} ‖Z^s_k‖_F,
 //!       f_i,c = Σ_k D2_k(i) Σ_j D1_kj(i) x_iᵀ (z_kjc − z'_kjc),
 //!       h_i   = Σ_{s,k,c} [ Σ_j ( −(2D1_kj(i) − 1) I_kj x_iᵀ z^s_kjc )+
 //!                         + ( −(2D2_k(i) − 1) Σ_j D1_kj(i) x_iᵀ z^s_kjc )+ ]
@@ -36,8 +36,10 @@
 //! norm joining the classes ([`Grouping::Joint`]). Taking one group per
 //! class instead ([`Grouping::OneVsRest`]) separates the program into `C`
 //! scalar programs, class `c` against the rest, on the same masks.
-//! Predictions are by argmax. The objective is averaged over samples (the
-//! paper's (11) sums them: its `β, λ` are `n` times ours).
+//! Predictions are by argmax. The loss is PyTorch's `MSELoss()`, the mean
+//! over the `n·C` entries (the paper's (11) writes a sum `L`; Figure 5's
+//! learning rates are those of its PyTorch code, which this scale matches:
+//! see [`Model`]).
 //!
 //! The network that realizes a solution is [`to_network`] (Proposition 1
 //! per block), checked by [`check_map`].

@@ -10,7 +10,7 @@ use crate::CoreError;
 /// Sums over one batch's rows.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BatchValue {
-    /// `Σ_i ½‖f(x_i) − y_i‖²` with one-hot `y_i`.
+    /// `Σ_i ‖f(x_i) − y_i‖²` with one-hot `y_i`.
     pub loss: f64,
     /// `Σ_i h_i`, the constraint violations of (11) on these rows (0 for a
     /// network).
@@ -33,12 +33,14 @@ impl BatchValue {
 /// A model trained on the objective
 ///
 /// ```text
-/// J(θ) = (1/n) Σ_i (½‖f_θ(x_i) − y_i‖² + λ h_i(θ)) + β R(θ)
+/// J(θ) = (1/(nC)) Σ_i ‖f_θ(x_i) − y_i‖² + (λ/n) Σ_i h_i(θ) + β R(θ)
 /// ```
 ///
-/// by mini-batches (the data term averaged over the batch's rows). `h` is
-/// the constraint violation of (11) (zero for a network), `R` the
-/// regularizer. Parameters are one flat `f32` vector.
+/// by mini-batches (the data terms averaged over the batch's rows). The
+/// loss is PyTorch's `MSELoss()` (the mean over all `n·C` entries) against
+/// one-hot targets, so the paper's PyTorch learning rates apply as they
+/// are. `h` is the constraint violation of (11) (zero for a network), `R`
+/// the regularizer. Parameters are one flat `f32` vector.
 pub trait Model: Sync {
     /// What the model precomputes on a dataset (the masks of (11)).
     type Prepared: Sync + Send;
@@ -49,7 +51,8 @@ pub trait Model: Sync {
     /// The per-dataset precomputation for `set`.
     fn prepare(&self, set: &ImageSet) -> Result<Self::Prepared, CoreError>;
 
-    /// Sets `grad` to the gradient of `(1/b) Σ_{i ∈ rows} (½‖f_i − y_i‖² + λ h_i)`
+    /// Sets `grad` to the gradient of
+    /// `(1/(bC)) Σ_{i ∈ rows} ‖f_i − y_i‖² + (λ/b) Σ_{i ∈ rows} h_i`
     /// (`b = rows.len()`) and returns the batch's sums.
     fn data_gradient(
         &self,

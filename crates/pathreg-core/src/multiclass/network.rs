@@ -207,7 +207,7 @@ impl NetworkModel {
         for (f_row, &r) in f.rows().into_iter().zip(rows) {
             for (c, v) in f_row.iter().enumerate() {
                 let residual = v - f32::from(u8::from(c == set.labels()[r]));
-                loss += 0.5 * f64::from(residual * residual);
+                loss += f64::from(residual * residual);
             }
         }
         let predicted = argmax_rows(f);
@@ -310,8 +310,8 @@ impl Model for NetworkModel {
         let xb = set.gather(rows);
         let (mut z1, a2, f) = self.forward(&w, xb.view());
         let value = Self::sums(f.view(), set, rows);
-        let scale = 1.0 / rows.len() as f32;
-        // dF = (F − Y)/b, then dA2 = (dF W3ᵀ) ⊙ 1[A2 > 0].
+        let scale = 2.0 / (rows.len() * classes) as f32;
+        // dF = 2 (F − Y)/(bC), then dA2 = (dF W3ᵀ) ⊙ 1[A2 > 0].
         let mut df = f;
         for (mut row, &r) in df.rows_mut().into_iter().zip(rows) {
             row[set.labels()[r]] -= 1.0;

@@ -34,7 +34,8 @@ fn objective<M: Model>(
     lambda: f64,
 ) -> f64 {
     let (_, value) = model.outputs(params, set, prepared, rows);
-    (value.loss + lambda * value.violation) / rows.len() as f64 + model.regularizer(params)
+    (value.loss / set.classes() as f64 + lambda * value.violation) / rows.len() as f64
+        + model.regularizer(params)
 }
 
 /// Compares the analytic gradient with central differences on `probes`

@@ -148,3 +148,12 @@ fn lock_versions(root: &Path) -> Vec<(String, String)> {
     }
     found
 }
+
+/// The process's peak resident memory so far (`VmHWM`), bytes, where Linux
+/// reports it.
+pub fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}

@@ -71,14 +71,8 @@ impl Experiment for ImagesExperiment {
             "training",
             rows.iter().filter(|r| !r.2).map(|r| r.1.time_s).sum(),
         );
-        let peak = run::peak_resident_bytes();
-        let details = report::details(
-            self,
-            &rows,
-            data.as_ref()
-                .map(|d| (d.train.n(), d.test.n(), d.files.as_slice(), d.load_s)),
-            peak,
-        );
+        let peak = rows.iter().filter_map(|r| r.1.peak_resident_bytes).max();
+        let details = report::details(self, &rows, data.as_ref(), peak);
         Ok(Report {
             rows: report::hash_inputs(&rows),
             details,

@@ -9,7 +9,7 @@ use pathreg_report::{
 };
 
 use super::manifest::{ImagesExperiment, Method};
-use super::run::MethodResult;
+use super::run::{ImageData, MethodResult};
 use crate::PipelineError;
 use crate::engine::hashing::HashInput;
 
@@ -64,7 +64,7 @@ pub(super) fn hash_inputs(rows: &[Row]) -> Vec<HashInput> {
 pub(super) fn details(
     experiment: &ImagesExperiment,
     rows: &[Row],
-    data: Option<(usize, usize, &[(String, String)], f64)>,
+    data: Option<&ImageData>,
     peak_resident_bytes: Option<u64>,
 ) -> serde_json::Value {
     let methods: Vec<serde_json::Value> = rows
@@ -80,11 +80,12 @@ pub(super) fn details(
         .collect();
     serde_json::json!({
         "dataset": experiment.data.dataset,
-        "data": data.map(|(n_train, n_test, files, load_s)| serde_json::json!({
-            "train_rows": n_train, "test_rows": n_test, "files": files, "load_s": load_s,
+        "data": data.map(|d| serde_json::json!({
+            "train_rows": d.train.n(), "test_rows": d.test.n(), "files": d.files, "load_s": d.load_s,
         })),
         "threads": rayon::current_num_threads(),
         "peak_resident_bytes": peak_resident_bytes,
+        "peak_resident_bytes_note": "the process's peak when each method finished (methods run in turn), from the runs that computed them",
         "methods": methods,
     })
 }
@@ -238,7 +239,7 @@ fn table_md(
     let t = &experiment.training;
     md.push_str(&format!(
         "{} ({} training rows, d = {d}, ten classes, official test split{}), (K, m1, m2, β, batch) = ({}, {}, {}, {}, {}), λ = {}, \
-         SGD momentum {}, {} epochs. Pixels {}. Objective per sample: ½‖f(x) − y‖² with one-hot y, plus λ·h for (11), plus β·R. \
+         SGD momentum {}, {} epochs. Pixels {}. Objective: PyTorch's MSELoss (the mean of (f(x)_c − y_c)² over rows and classes, one-hot y), plus λ times the mean violation h for (11), plus β·R. \
          Time is the training wall time on {} threads, evaluations excluded.\n\n",
         experiment.data.dataset,
         n,
@@ -325,7 +326,7 @@ fn table_md(
         ));
     }
     md.push_str(&format!(
-        "\nPeak resident memory of the run: {}.\n\n",
+        "\nPeak resident memory while training (the process's, from the runs that computed the methods): {}.\n\n",
         peak_resident_bytes.map_or("not reported by this system".into(), |b| format!(
             "{:.2} GiB",
             b as f64 / (1u64 << 30) as f64

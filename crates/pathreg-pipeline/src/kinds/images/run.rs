@@ -33,7 +33,7 @@ use crate::stages::data::Access;
 /// The cache stage of one trained method.
 pub const STAGE: &str = "images";
 /// Cache schema version: bump when a cell computes something different.
-const VERSION: u32 = 1;
+const VERSION: u32 = 3;
 /// Classes of every dataset of this kind.
 const CLASSES: usize = 10;
 
@@ -147,6 +147,9 @@ pub(super) struct MethodResult {
     /// Masks of (11) on the training and test rows, seconds (0 for networks).
     pub prepare_s: f64,
     pub map: Option<MapReport>,
+    /// The process's peak resident memory when the method finished (cells
+    /// run in turn, so the largest over a run's methods is its peak).
+    pub peak_resident_bytes: Option<u64>,
 }
 
 /// One method of the manifest, as a cell of the engine's loop.
@@ -244,6 +247,7 @@ impl<'a> MethodCell<'a> {
                 parameters: model.parameters(),
                 prepare_s: 0.0,
                 map: None,
+                peak_resident_bytes: None,
             },
         ))
     }
@@ -313,20 +317,13 @@ impl Cell for MethodCell<'_> {
         let data = self
             .data
             .ok_or_else(|| PipelineError::MissingData(self.label()))?;
-        match self.method.name {
+        let mut result = match self.method.name {
             MethodName::ConvexSgd | MethodName::ConvexAdam => self.convex(data, Grouping::Joint),
             MethodName::ConvexSgdOneVsRest => self.convex(data, Grouping::OneVsRest),
             MethodName::SgdWeightDecay => self.network(data, Regularizer::WeightDecay),
             _ => self.network(data, Regularizer::Path),
-        }
+        }?;
+        result.peak_resident_bytes = crate::engine::provenance::peak_resident_bytes();
+        Ok(result)
     }
-}
-
-/// The process's peak resident memory so far (`VmHWM`), bytes, where Linux
-/// reports it.
-pub(super) fn peak_resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
