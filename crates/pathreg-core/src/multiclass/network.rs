@@ -224,12 +224,19 @@ impl NetworkModel {
 
     /// `‖w1_kj‖²` for every column of `W1`.
     fn column_norms(w1: ArrayView2<f32>) -> Vec<f64> {
+        // One task per block of columns, each summing its rows in order.
         let mut out = vec![0.0f64; w1.ncols()];
-        for row in w1.rows() {
-            for (o, v) in out.iter_mut().zip(row) {
-                *o += f64::from(v * v);
-            }
-        }
+        out.par_chunks_mut(super::gemm::COLUMN_BLOCK)
+            .enumerate()
+            .for_each(|(block, sums)| {
+                let start = block * super::gemm::COLUMN_BLOCK;
+                for row in w1.rows() {
+                    let row = &row.as_slice().expect("row-major")[start..start + sums.len()];
+                    for (o, v) in sums.iter_mut().zip(row) {
+                        *o += f64::from(v * v);
+                    }
+                }
+            });
         out
     }
 
@@ -363,18 +370,23 @@ impl Model for NetworkModel {
                 }
             });
         // dZ1 = (dA2 W2ᵀ) ⊙ 1[Z1 > 0] in place of Z1, then dW1 = Xᵀ dZ1.
+        let w2 = w.w2.as_slice().expect("W2 is contiguous");
         z1.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
             .into_par_iter()
             .zip(da2.axis_chunks_iter(Axis(0), ROW_BLOCK).into_par_iter())
             .for_each(|(mut z1_block, da2_block)| {
                 for (mut z1_row, da2_row) in z1_block.rows_mut().into_iter().zip(da2_block.rows()) {
-                    for kk in 0..k {
-                        for j in 0..m1 {
-                            let v = &mut z1_row[kk * m1 + j];
+                    let z1_row = z1_row.as_slice_mut().expect("row-major");
+                    let da2_row = da2_row.as_slice().expect("row-major");
+                    for (kk, (z1_k, da2_k)) in z1_row
+                        .chunks_exact_mut(m1)
+                        .zip(da2_row.chunks_exact(m2))
+                        .enumerate()
+                    {
+                        let w2_k = &w2[kk * m1 * m2..(kk + 1) * m1 * m2];
+                        for (v, w2_j) in z1_k.iter_mut().zip(w2_k.chunks_exact(m2)) {
                             *v = if *v > 0.0 {
-                                (0..m2)
-                                    .map(|l| w.w2[[kk, j, l]] * da2_row[kk * m2 + l])
-                                    .sum()
+                                w2_j.iter().zip(da2_k).map(|(a, b)| a * b).sum()
                             } else {
                                 0.0
                             };
@@ -417,7 +429,7 @@ impl Model for NetworkModel {
                 grad.par_iter_mut()
                     .zip(params.par_iter())
                     .for_each(|(g, w)| *g += beta as f32 * w);
-                beta * 0.5 * params.iter().map(|v| f64::from(v * v)).sum::<f64>()
+                self.regularizer(params)
             }
             Regularizer::Path => {
                 let NetworkShape {
