@@ -49,7 +49,7 @@ pub fn measure(root: &Path, repeat: usize) -> Result<()> {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build()?;
         let epoch = pool.install(|| {
             median_of(repeat.min(3), || {
-                epoch_time(&network, init.clone(), &train, &test, &(), 1e-3)
+                epoch_time(&network, init.clone(), &train, &test, (&(), &()), 1e-3)
             })
         })?;
         println!(
@@ -69,7 +69,7 @@ pub fn measure(root: &Path, repeat: usize) -> Result<()> {
     let convex_runs = repeat.min(3);
     let convex_epoch = median_of(convex_runs, || {
         let zeros = vec![0.0f32; convex.parameters()];
-        epoch_time_prepared(&convex, zeros, &train, &test, (&masks.0, &masks.1), 1e-5)
+        epoch_time(&convex, zeros, &train, &test, (&masks.0, &masks.1), 1e-5)
     })?;
     let flops = 2.0 * gemm::flops(BATCH, d, convex.columns()) * n.div_ceil(BATCH) as f64;
     println!(
@@ -147,19 +147,8 @@ fn gemm_rates(train: &ImageSet, repeat: usize) -> Result<(f64, f64, f64)> {
     Ok(rates)
 }
 
-fn epoch_time<M: Model<Prepared = ()>>(
-    model: &M,
-    params: Vec<f32>,
-    train: &ImageSet,
-    test: &ImageSet,
-    prepared: &(),
-    lr: f64,
-) -> Result<f64> {
-    epoch_time_prepared(model, params, train, test, (prepared, prepared), lr)
-}
-
 /// One epoch's training time (evaluations excluded).
-fn epoch_time_prepared<M: Model>(
+fn epoch_time<M: Model>(
     model: &M,
     params: Vec<f32>,
     train: &ImageSet,

@@ -94,6 +94,16 @@ pub fn load_data(spec: &DataSpec, seed: u64, access: Access) -> Result<Dataset, 
     }
 }
 
+/// `path:sha256` of every pinned file of the registry dataset `name`: its
+/// identity in cache keys, known without reading the data.
+pub fn pins(name: &str) -> Result<Vec<String>, PipelineError> {
+    Ok(pathreg_data::registry::files_for(name)?
+        .1
+        .iter()
+        .map(|f| format!("{}:{}", f.path, f.pin.sha256))
+        .collect())
+}
+
 /// SHA-256 of the dataset's CSV form: its identity in every cache key.
 pub fn content_hash(dataset: &Dataset) -> String {
     hex::encode(Sha256::digest(dataset.to_csv().as_bytes()))

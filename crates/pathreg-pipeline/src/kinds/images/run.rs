@@ -164,11 +164,7 @@ impl<'a> MethodCell<'a> {
     /// The cell of `method`, keyed by the dataset's pinned files and every
     /// setting the training reads.
     pub fn new(experiment: &'a ImagesExperiment, method: Method) -> Result<Self, PipelineError> {
-        let pins: Vec<String> = registry::files_for(&experiment.data.dataset)?
-            .1
-            .iter()
-            .map(|f| format!("{}:{}", f.path, f.pin.sha256))
-            .collect();
+        let pins = crate::stages::data::pins(&experiment.data.dataset)?;
         let refs: Vec<&str> = pins.iter().map(String::as_str).collect();
         let params = serde_json::json!({
             "seed": experiment.seed, "data": experiment.data, "model": experiment.model,

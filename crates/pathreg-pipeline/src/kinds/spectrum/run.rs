@@ -98,7 +98,7 @@ impl Cell for DatasetCell {
     }
 }
 
-/// The dataset's pinned file hashes, which key its cache entry.
+/// The dataset's pinned file hashes (or a CSV's content hash), which key its cache entry.
 fn key(name: &str, center: bool) -> Result<CacheKey, PipelineError> {
     let pins: Vec<String> = match name.strip_prefix("csv:") {
         // A user CSV has no pin: key it by its content.
@@ -109,11 +109,7 @@ fn key(name: &str, center: bool) -> Result<CacheKey, PipelineError> {
             })?;
             vec![hex::encode(sha2::Sha256::digest(&bytes))]
         }
-        None => pathreg_data::registry::files_for(name)?
-            .1
-            .iter()
-            .map(|f| format!("{}:{}", f.path, f.pin.sha256))
-            .collect(),
+        None => crate::stages::data::pins(name)?,
     };
     let refs: Vec<&str> = pins.iter().map(String::as_str).collect();
     Ok(CacheKey::new(
