@@ -306,6 +306,57 @@ impl ConvexModel {
         (f, violations)
     }
 
+    /// Every block's term `D2_k(i) Σ_j D1_kj(i) x_iᵀ z^s_kjc` on `rows`
+    /// (`b × 2KC`, column `(s·K + k)·C + c`): the gated second-layer units
+    /// of (11), which output `c` sums with sign `(−1)^s`. Where the block's
+    /// constraints hold on `x_i` this is `√a` times the second hidden unit
+    /// of the block's sub-network in [`super::to_network`]
+    /// (`a = ‖Z^s_kc‖_F`).
+    pub fn block_outputs(
+        &self,
+        params: &[f32],
+        set: &ImageSet,
+        masks: &Masks,
+        rows: &[usize],
+    ) -> Array2<f32> {
+        let (k, m1, classes) = (self.k, self.m1, self.classes);
+        let xb = set.gather(rows);
+        let u = self.products(params, xb.view());
+        let mut out = Array2::<f32>::zeros((rows.len(), 2 * k * classes));
+        out.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
+            .into_par_iter()
+            .zip(u.axis_chunks_iter(Axis(0), ROW_BLOCK).into_par_iter())
+            .zip(rows.par_chunks(ROW_BLOCK))
+            .for_each(|((mut out_block, u_block), block_rows)| {
+                let mut d1 = vec![0.0f32; k * m1];
+                let mut d2 = vec![0.0f32; k];
+                for ((mut out_row, u_row), &r) in out_block
+                    .rows_mut()
+                    .into_iter()
+                    .zip(u_block.rows())
+                    .zip(block_rows)
+                {
+                    masks.expand(r, &mut d1, &mut d2);
+                    let u_row = u_row.as_slice().expect("row-major");
+                    for s in 0..2 {
+                        for kk in 0..k {
+                            let gates = &d1[kk * m1..(kk + 1) * m1];
+                            for c in 0..classes {
+                                let col = self.column(s, kk, c, 0);
+                                let p2: f32 = u_row[col..col + m1]
+                                    .iter()
+                                    .zip(gates)
+                                    .map(|(u, d)| u * d)
+                                    .sum();
+                                out_row[(s * k + kk) * classes + c] = d2[kk] * p2;
+                            }
+                        }
+                    }
+                }
+            });
+        out
+    }
+
     /// `U = X_b W` for the samples `xb` (the trainer bounds its memory,
     /// [`Self::batch_bytes`], before training).
     fn products(&self, params: &[f32], xb: ArrayView2<f32>) -> Array2<f32> {

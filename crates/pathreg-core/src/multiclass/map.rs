@@ -20,6 +20,9 @@ pub struct MappedNetwork {
     pub params: Vec<f32>,
     /// Its path regularizer `Σ_{s,k,c} ‖Z^s_kc‖_F` (without β).
     pub path_regularizer: f64,
+    /// The block `(s, k, c)` of `(Z, Z')` each sub-network realizes, in
+    /// sub-network order.
+    pub blocks: Vec<(usize, usize, usize)>,
 }
 
 /// How the mapped network predicts next to the convex model on a dataset.
@@ -100,6 +103,7 @@ pub fn to_network(convex: &ConvexModel, params: &[f32]) -> Result<MappedNetwork,
         model,
         params: flat,
         path_regularizer: blocks.iter().map(|b| b.3).sum(),
+        blocks: blocks.iter().map(|&(s, kk, c, _)| (s, kk, c)).collect(),
     })
 }
 

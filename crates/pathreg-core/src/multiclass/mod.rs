@@ -63,11 +63,13 @@
 //! - `masks`: [`Masks`];
 //! - `model`: the [`Model`] trait the trainers use;
 //! - `network`: [`NetworkModel`];
+//! - `deep`: [`DeepNetworkModel`], stacked blocks trained end to end;
 //! - `convex`: [`ConvexModel`] and [`Grouping`];
 //! - `map`: [`to_network`] and [`check_map`].
 
 mod convex;
 mod data;
+mod deep;
 pub mod gemm;
 mod map;
 mod masks;
@@ -78,6 +80,7 @@ mod tests;
 
 pub use convex::{ConvexModel, Grouping};
 pub use data::{ImageSet, argmax_rows, correct};
+pub use deep::{DeepNetworkModel, DeepShape};
 pub use map::{MapCheck, MappedNetwork, check_map, to_network};
 pub use masks::Masks;
 pub use model::{BatchValue, Model};

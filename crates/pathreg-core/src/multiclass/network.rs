@@ -266,15 +266,31 @@ impl NetworkModel {
 
     /// The outputs of the network on `x`, every row (in blocks of 1 000).
     pub fn predict(&self, params: &[f32], x: ArrayView2<f32>) -> Array2<f32> {
+        self.second_layer_and_outputs(params, x).1
+    }
+
+    /// The second hidden layer `((X W1k)+ W2k)+` of every sub-network
+    /// (`n × K·m2`, column `k·m2 + l`) and the outputs, every row of `x` (in
+    /// blocks of 1 000, so memory stays that of one block's first layer).
+    pub fn second_layer_and_outputs(
+        &self,
+        params: &[f32],
+        x: ArrayView2<f32>,
+    ) -> (Array2<f32>, Array2<f32>) {
         let w = self.split(params);
-        let mut out = Array2::zeros((x.nrows(), self.shape.classes));
-        for (x_block, mut out_block) in x
+        let NetworkShape { k, m2, classes, .. } = self.shape;
+        let mut hidden = Array2::zeros((x.nrows(), k * m2));
+        let mut out = Array2::zeros((x.nrows(), classes));
+        for ((x_block, mut hidden_block), mut out_block) in x
             .axis_chunks_iter(Axis(0), 1000)
+            .zip(hidden.axis_chunks_iter_mut(Axis(0), 1000))
             .zip(out.axis_chunks_iter_mut(Axis(0), 1000))
         {
-            out_block.assign(&self.forward(&w, x_block).2);
+            let (_, a2, f) = self.forward(&w, x_block);
+            hidden_block.assign(&a2.mapv(|v| v.max(0.0)));
+            out_block.assign(&f);
         }
-        out
+        (hidden, out)
     }
 }
 

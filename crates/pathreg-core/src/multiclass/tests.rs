@@ -233,3 +233,150 @@ fn results_do_not_depend_on_the_thread_count() {
     assert!(one.0 == three.0 && one.1 == three.1 && one.2 == three.2 && one.3 == three.3);
     assert_eq!(one.4, three.4);
 }
+
+fn deep_model(stages: usize) -> DeepNetworkModel {
+    DeepNetworkModel::new(
+        DeepShape {
+            d: 4,
+            stages,
+            k: 3,
+            m1: 4,
+            m2: 2,
+            classes: 3,
+        },
+        0.03,
+    )
+    .unwrap()
+}
+
+#[test]
+fn deep_network_gradients_match_finite_differences() {
+    let set = problem(20, 4, 3, 11);
+    for stages in [1, 3] {
+        let model = deep_model(stages);
+        let params = model.pytorch_uniform(&mut ChaCha8Rng::seed_from_u64(12));
+        let probes: Vec<usize> = (0..model.parameters()).collect();
+        check_gradient(&model, &params, &set, 0.0, &probes);
+    }
+}
+
+#[test]
+fn one_block_deep_network_is_the_parallel_network() {
+    let set = problem(30, 4, 3, 13);
+    let deep = deep_model(1);
+    let network = NetworkModel::new(
+        NetworkShape {
+            d: 4,
+            k: 3,
+            m1: 4,
+            m2: 2,
+            classes: 3,
+        },
+        Regularizer::WeightDecay,
+        0.03,
+    )
+    .unwrap();
+    let params = deep.pytorch_uniform(&mut ChaCha8Rng::seed_from_u64(14));
+    assert_eq!(
+        params,
+        network.pytorch_uniform(&mut ChaCha8Rng::seed_from_u64(14))
+    );
+    let rows: Vec<usize> = (0..30).collect();
+    let (f_deep, v_deep) = deep.outputs(&params, &set, &(), &rows);
+    let (f_net, v_net) = network.outputs(&params, &set, &(), &rows);
+    let close = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * (1.0 + y.abs()))
+    };
+    assert!(close(f_deep.as_slice().unwrap(), f_net.as_slice().unwrap()));
+    assert_eq!(v_deep.correct, v_net.correct);
+    let mut g_deep = vec![0.0f32; params.len()];
+    let mut g_net = vec![0.0f32; params.len()];
+    deep.data_gradient(&params, &set, &(), &rows, &mut g_deep);
+    network.data_gradient(&params, &set, &(), &rows, &mut g_net);
+    assert!(close(&g_deep, &g_net));
+    assert_eq!(deep.regularizer(&params), network.regularizer(&params));
+}
+
+#[test]
+fn block_outputs_sum_to_the_outputs_and_match_the_mapped_second_layer() {
+    let set = problem(200, 6, 4, 15);
+    let model = convex_model(&set, 4, 5, Grouping::Joint, 1.0);
+    let masks = model.prepare(&set).unwrap();
+    let params = random_params(model.parameters(), 0.2, 16);
+    let rows: Vec<usize> = (0..set.n()).collect();
+    let blocks = model.block_outputs(&params, &set, &masks, &rows);
+    let (f, violations) = model.outputs_and_violations(&params, &set, &masks, &rows);
+    let (k, classes) = (4, 4);
+    for i in 0..set.n() {
+        for c in 0..classes {
+            let sum: f32 = (0..k)
+                .map(|kk| blocks[[i, kk * classes + c]] - blocks[[i, (k + kk) * classes + c]])
+                .sum();
+            assert!((sum - f[[i, c]]).abs() <= 1e-4 * (1.0 + f[[i, c]].abs()));
+        }
+    }
+    // Where a block's constraints hold on a row, the mapped network's
+    // second-layer unit for it is the block's term over √a.
+    let mapped = to_network(&model, &params).unwrap();
+    let (hidden, _) = mapped
+        .model
+        .second_layer_and_outputs(&mapped.params, set.x());
+    let w = model.variables(&params);
+    let (mut d1, mut d2) = (vec![0.0f32; k * 5], vec![0.0f32; k]);
+    let mut feasible_pairs = 0;
+    for i in 0..set.n() {
+        masks.expand(i, &mut d1, &mut d2);
+        let x = set.x().row(i).to_owned();
+        for (t, &(s, kk, c)) in mapped.blocks.iter().enumerate() {
+            let col = model.column(s, kk, c, 0);
+            let u: Vec<f32> = (0..5).map(|j| x.dot(&w.column(col + j))).collect();
+            let first_holds = (0..5)
+                .all(|j| (2.0 * d1[kk * 5 + j] - 1.0) * model.signs()[kk * 5 + j] * u[j] >= 0.0);
+            let p2: f32 = (0..5).map(|j| d1[kk * 5 + j] * u[j]).sum();
+            if !(first_holds && (2.0 * d2[kk] - 1.0) * p2 >= 0.0) {
+                continue;
+            }
+            feasible_pairs += 1;
+            let a = w
+                .slice(ndarray::s![.., col..col + 5])
+                .iter()
+                .map(|v| f64::from(v * v))
+                .sum::<f64>()
+                .sqrt() as f32;
+            let expected = blocks[[i, (s * k + kk) * classes + c]] / a.sqrt();
+            assert!(
+                (hidden[[i, t]] - expected).abs() <= 1e-4 * (1.0 + expected.abs()),
+                "row {i}, block {t}: {} against {expected}",
+                hidden[[i, t]]
+            );
+        }
+    }
+    assert!(feasible_pairs > 10, "only {feasible_pairs} feasible pairs");
+    assert!(violations.iter().any(|v| *v > 0.0));
+    let zeros = vec![0.0f32; params.len()];
+    let at_zero = model.block_outputs(&zeros, &set, &masks, &rows);
+    assert!(at_zero.iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn deep_network_results_do_not_depend_on_the_thread_count() {
+    let set = problem(50, 4, 3, 17);
+    let model = deep_model(3);
+    let params = model.pytorch_uniform(&mut ChaCha8Rng::seed_from_u64(18));
+    let rows: Vec<usize> = (0..50).rev().collect();
+    let run = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                let mut g = vec![0.0f32; params.len()];
+                let v = model.data_gradient(&params, &set, &(), &rows, &mut g);
+                model.add_regularizer_gradient(&params, &mut g);
+                (g, v, model.predict(&params, set.x()))
+            })
+    };
+    assert!(run(1) == run(3));
+}
