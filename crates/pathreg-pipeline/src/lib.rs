@@ -189,6 +189,16 @@ pub enum PipelineError {
     /// A cell that trains was asked to compute without its data loaded.
     #[error("{0}: its data was not loaded")]
     MissingData(String),
+    /// A stage of a layerwise stack left nothing to pass on.
+    #[error(
+        "stage {stage} of the stack has no features to pass on: {reason} (raise its learning rate or epochs, or lower β)"
+    )]
+    DeadStage {
+        /// 1-based.
+        stage: usize,
+        /// What was found.
+        reason: String,
+    },
     /// A listing needs data that is not in the data directory (`list` never downloads).
     #[error("{dataset} is not in the data directory {} ({reason}); fetch it with `cargo xtask fetch {dataset}`", data_dir.display())]
     DataNotLocal {

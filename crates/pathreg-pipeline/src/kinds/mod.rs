@@ -8,6 +8,7 @@ pub mod classification;
 pub mod images;
 pub mod lowrank;
 pub mod spectrum;
+pub mod stacking;
 pub mod table2;
 
 use crate::PipelineError;
@@ -55,6 +56,11 @@ pub const KINDS: &[Kind] = &[
         name: images::KIND,
         stages: images::STAGES,
         load: images::load,
+    },
+    Kind {
+        name: stacking::KIND,
+        stages: stacking::STAGES,
+        load: stacking::load,
     },
 ];
 

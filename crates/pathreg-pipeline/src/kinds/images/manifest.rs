@@ -176,6 +176,24 @@ pub struct Method {
     pub lr: f64,
 }
 
+impl Method {
+    /// The update rule: SGD (with `momentum`), Adam, Adagrad or Adadelta at
+    /// the method's rate.
+    pub fn optimizer(&self, momentum: f64) -> pathreg_solvers::Optimizer {
+        use pathreg_solvers::Optimizer;
+        let lr = self.lr;
+        match self.name {
+            MethodName::ConvexAdam | MethodName::Adam => Optimizer::adam(lr),
+            MethodName::Adagrad => Optimizer::adagrad(lr),
+            MethodName::Adadelta => Optimizer::adadelta(lr),
+            MethodName::ConvexSgd
+            | MethodName::ConvexSgdOneVsRest
+            | MethodName::Sgd
+            | MethodName::SgdWeightDecay => Optimizer::Sgd { lr, momentum },
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
@@ -193,7 +211,7 @@ struct RawManifest {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawData {
+pub(crate) struct RawData {
     dataset: Spanned<String>,
     train_rows: Option<Spanned<usize>>,
     test_rows: Option<Spanned<usize>>,
@@ -202,9 +220,9 @@ struct RawData {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawModel {
+pub(crate) struct RawModel {
     #[serde(rename = "K")]
-    k: Spanned<usize>,
+    pub(crate) k: Spanned<usize>,
     m1: Spanned<usize>,
     m2: Spanned<usize>,
     beta: Spanned<f64>,
@@ -213,7 +231,7 @@ struct RawModel {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTraining {
+pub(crate) struct RawTraining {
     epochs: Spanned<usize>,
     batch_size: Spanned<usize>,
     momentum: Option<Spanned<f64>>,

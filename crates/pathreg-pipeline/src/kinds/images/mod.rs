@@ -10,7 +10,7 @@
 
 pub mod manifest;
 mod report;
-mod run;
+pub(crate) mod run;
 
 use crate::PipelineError;
 use crate::engine::cache::Cache;

@@ -7,14 +7,13 @@ use std::time::Instant;
 use ndarray::Array2;
 use pathreg_core::Regularizer;
 use pathreg_core::multiclass::{
-    ConvexModel, Grouping, ImageSet, MapCheck, Model, NetworkModel, NetworkShape, check_map,
-    to_network,
+    ConvexModel, Grouping, ImageSet, MapCheck, MappedNetwork, Masks, Model, NetworkModel,
+    NetworkShape, check_map, to_network,
 };
 use pathreg_core::unconstrained::SampledArrangements;
 use pathreg_data::Dataset;
 use pathreg_data::registry;
 use pathreg_data::split::Split;
-use pathreg_solvers::Optimizer;
 use pathreg_solvers::multiclass::{
     Evaluation, ImageCurvePoint, ImageTrainSettings, Prepared, evaluate, train_images,
 };
@@ -23,7 +22,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{ImagesExperiment, Method, MethodName, Scaling};
+use super::manifest::{ImageModel, ImagesExperiment, Method, MethodName, Scaling};
 use crate::PipelineError;
 use crate::engine::Cell;
 use crate::engine::cache::{Cache, CacheKey};
@@ -38,7 +37,7 @@ const VERSION: u32 = 3;
 const CLASSES: usize = 10;
 
 /// The training and test rows as float32, scaled.
-pub(super) struct ImageData {
+pub(crate) struct ImageData {
     pub train: ImageSet,
     pub test: ImageSet,
     /// `(file, sha256)` of every file read.
@@ -48,7 +47,7 @@ pub(super) struct ImageData {
 
 /// Loads the official split of the experiment's dataset, subsamples and
 /// scales it.
-pub(super) fn load(
+pub(crate) fn load(
     experiment: &ImagesExperiment,
     access: Access,
 ) -> Result<ImageData, PipelineError> {
@@ -124,7 +123,7 @@ fn rows_f32(
 
 /// Proposition 1's network for a trained (11), checked on the test rows.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct MapReport {
+pub(crate) struct MapReport {
     /// Sub-networks of the mapped network (the non-zero blocks).
     pub subnetworks: usize,
     /// Its path regularizer `Σ_{s,k,c} ‖Z^s_kc‖_F` (without β).
@@ -135,7 +134,7 @@ pub(super) struct MapReport {
 
 /// One method's result (cached as the `images` stage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct MethodResult {
+pub(crate) struct MethodResult {
     pub curve: Vec<ImageCurvePoint>,
     pub epochs_run: usize,
     pub diverged: bool,
@@ -178,97 +177,34 @@ impl<'a> MethodCell<'a> {
         })
     }
 
-    fn optimizer(&self) -> Optimizer {
-        let lr = self.method.lr;
-        match self.method.name {
-            MethodName::ConvexAdam | MethodName::Adam => Optimizer::adam(lr),
-            MethodName::Adagrad => Optimizer::adagrad(lr),
-            MethodName::Adadelta => Optimizer::adadelta(lr),
-            MethodName::ConvexSgd
-            | MethodName::ConvexSgdOneVsRest
-            | MethodName::Sgd
-            | MethodName::SgdWeightDecay => Optimizer::Sgd {
-                lr,
-                momentum: self.experiment.training.momentum,
-            },
-        }
-    }
-
-    fn train<M: Model>(
-        &self,
-        model: &M,
-        params: Vec<f32>,
-        data: &ImageData,
-        prepared: (&M::Prepared, &M::Prepared),
-    ) -> Result<(Vec<f32>, MethodResult), PipelineError> {
+    fn settings(&self) -> ImageTrainSettings {
         let t = &self.experiment.training;
-        let settings = ImageTrainSettings {
-            optimizer: self.optimizer(),
+        ImageTrainSettings {
+            optimizer: self.method.optimizer(t.momentum),
             epochs: t.epochs,
             batch_size: t.batch_size,
             evaluations_per_epoch: t.evaluations_per_epoch,
-        };
-        let lambda = self.experiment.model.lambda;
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
+        }
+    }
+
+    fn batch_rng(&self) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(derive_seed(
             self.experiment.seed,
             &["batches", self.method.name.key()],
-        ));
-        let trained = train_images(
-            model,
-            params,
-            Prepared {
-                set: &data.train,
-                prepared: prepared.0,
-            },
-            Prepared {
-                set: &data.test,
-                prepared: prepared.1,
-            },
-            lambda,
-            &settings,
-            &mut rng,
-            &|_| {},
-        )?;
-        let train = evaluate(model, &trained.params, &data.train, prepared.0, lambda);
-        let test = evaluate(model, &trained.params, &data.test, prepared.1, lambda);
-        Ok((
-            trained.params,
-            MethodResult {
-                curve: trained.curve,
-                epochs_run: trained.epochs_run,
-                diverged: trained.diverged,
-                time_s: trained.time_s,
-                train,
-                test,
-                parameters: model.parameters(),
-                prepare_s: 0.0,
-                map: None,
-                peak_resident_bytes: None,
-            },
         ))
     }
 
     fn convex(&self, data: &ImageData, grouping: Grouping) -> Result<MethodResult, PipelineError> {
-        let m = &self.experiment.model;
-        let mut rng =
+        let arrangements =
             ChaCha8Rng::seed_from_u64(derive_seed(self.experiment.seed, &["arrangements"]));
-        let arrangements = SampledArrangements::sample(&mut rng, m.k, data.train.d(), m.m1)?;
-        let model = ConvexModel::new(&arrangements, CLASSES, grouping, m.beta, m.m2, m.lambda)?;
-        let start = Instant::now();
-        let train_masks = model.prepare(&data.train)?;
-        let test_masks = model.prepare(&data.test)?;
-        let prepare_s = start.elapsed().as_secs_f64();
-        let zeros = vec![0.0f32; model.parameters()];
-        let (params, mut result) = self.train(&model, zeros, data, (&train_masks, &test_masks))?;
-        let mapped = to_network(&model, &params)?;
-        let rows: Vec<usize> = (0..data.test.n()).collect();
-        result.map = Some(MapReport {
-            subnetworks: mapped.model.shape().k,
-            path_regularizer: mapped.path_regularizer,
-            check: check_map(&model, &params, &mapped, &data.test, &test_masks, &rows),
-        });
-        result.prepare_s = prepare_s;
-        Ok(result)
+        let trained = train_convex(
+            (&data.train, &data.test),
+            &self.experiment.model,
+            grouping,
+            &self.settings(),
+            (arrangements, self.batch_rng()),
+        )?;
+        Ok(trained.result)
     }
 
     fn network(
@@ -290,8 +226,125 @@ impl<'a> MethodCell<'a> {
             self.experiment.seed,
             &["init"],
         )));
-        Ok(self.train(&model, init, data, (&(), &()))?.1)
+        let (_, result) = train_model(
+            &model,
+            init,
+            (&data.train, &()),
+            (&data.test, &()),
+            m.lambda,
+            &self.settings(),
+            &mut self.batch_rng(),
+        )?;
+        Ok(result)
     }
+}
+
+/// Trains `model` from `params` on the training rows (with their
+/// precomputation), recording test accuracy, and evaluates it on both sets.
+pub(crate) fn train_model<M: Model>(
+    model: &M,
+    params: Vec<f32>,
+    train: (&ImageSet, &M::Prepared),
+    test: (&ImageSet, &M::Prepared),
+    lambda: f64,
+    settings: &ImageTrainSettings,
+    batches: &mut ChaCha8Rng,
+) -> Result<(Vec<f32>, MethodResult), PipelineError> {
+    let trained = train_images(
+        model,
+        params,
+        Prepared {
+            set: train.0,
+            prepared: train.1,
+        },
+        Prepared {
+            set: test.0,
+            prepared: test.1,
+        },
+        lambda,
+        settings,
+        batches,
+        &|_| {},
+    )?;
+    let train_evaluation = evaluate(model, &trained.params, train.0, train.1, lambda);
+    let test_evaluation = evaluate(model, &trained.params, test.0, test.1, lambda);
+    Ok((
+        trained.params,
+        MethodResult {
+            curve: trained.curve,
+            epochs_run: trained.epochs_run,
+            diverged: trained.diverged,
+            time_s: trained.time_s,
+            train: train_evaluation,
+            test: test_evaluation,
+            parameters: model.parameters(),
+            prepare_s: 0.0,
+            map: None,
+            peak_resident_bytes: None,
+        },
+    ))
+}
+
+/// A trained (11): the program, its variables, its masks on both sets and
+/// the result with Proposition 1's network checked on the test rows.
+pub(crate) struct TrainedConvex {
+    pub model: ConvexModel,
+    pub params: Vec<f32>,
+    pub mapped: MappedNetwork,
+    pub train_masks: Masks,
+    pub test_masks: Masks,
+    pub result: MethodResult,
+}
+
+/// Samples `model.K` arrangements of the training features with the first
+/// generator, trains (11) from zero with the batches of the second, and
+/// maps the solution to its network (Proposition 1), checked on the test rows.
+pub(crate) fn train_convex(
+    (train, test): (&ImageSet, &ImageSet),
+    model: &ImageModel,
+    grouping: Grouping,
+    settings: &ImageTrainSettings,
+    (mut arrangements, mut batches): (ChaCha8Rng, ChaCha8Rng),
+) -> Result<TrainedConvex, PipelineError> {
+    let sampled = SampledArrangements::sample(&mut arrangements, model.k, train.d(), model.m1)?;
+    let convex = ConvexModel::new(
+        &sampled,
+        train.classes(),
+        grouping,
+        model.beta,
+        model.m2,
+        model.lambda,
+    )?;
+    let start = Instant::now();
+    let train_masks = convex.prepare(train)?;
+    let test_masks = convex.prepare(test)?;
+    let prepare_s = start.elapsed().as_secs_f64();
+    let zeros = vec![0.0f32; convex.parameters()];
+    let (params, mut result) = train_model(
+        &convex,
+        zeros,
+        (train, &train_masks),
+        (test, &test_masks),
+        model.lambda,
+        settings,
+        &mut batches,
+    )?;
+    let mapped = to_network(&convex, &params)?;
+    let rows: Vec<usize> = (0..test.n()).collect();
+    result.map = Some(MapReport {
+        subnetworks: mapped.blocks.len(),
+        path_regularizer: mapped.path_regularizer,
+        check: check_map(&convex, &params, &mapped, test, &test_masks, &rows),
+    });
+    result.prepare_s = prepare_s;
+    Ok(TrainedConvex {
+        model: convex,
+        params,
+        mapped,
+        train_masks,
+        test_masks,
+        result,
+    })
 }
 
 impl Cell for MethodCell<'_> {
