@@ -54,6 +54,17 @@ fn small(stages: usize, extra: &[(&str, &str)]) -> String {
     edited("fig6_fashion_mnist.toml", &edits)
 }
 
+/// `xtask run --quiet` in `dir`, reading the data through `mirror`.
+fn xtask_run(dir: &Path, mirror: &Path) -> Command {
+    let mut command = xtask();
+    command
+        .current_dir(dir)
+        .env("PATHREG_MIRROR", mirror)
+        .env("PATHREG_DATA", dir.join("data"))
+        .args(["run", "--quiet"]);
+    command
+}
+
 fn run(
     dir: &Path,
     manifest: &Path,
@@ -61,13 +72,10 @@ fn run(
     cache: Option<&Path>,
     mirror: &Path,
 ) -> std::process::Output {
-    let mut command = xtask();
+    let mut command = xtask_run(dir, mirror);
     command
-        .current_dir(dir)
-        .env("PATHREG_MIRROR", mirror)
-        .env("PATHREG_DATA", dir.join("data"))
         .env("RAYON_NUM_THREADS", threads.to_string())
-        .args(["run", "--quiet", "--outputs"])
+        .arg("--outputs")
         .arg(dir.join(format!("out{threads}")))
         .arg(manifest);
     match cache {
@@ -210,11 +218,8 @@ fn a_longer_stack_and_a_killed_run_reuse_the_stages_before() {
         small(4, &[("epochs =", "epochs = 3")]).replace("fig6_small", "fig6_killed"),
     )
     .unwrap();
-    let mut child = xtask()
-        .current_dir(dir.path())
-        .env("PATHREG_MIRROR", &mirror)
-        .env("PATHREG_DATA", dir.path().join("data"))
-        .args(["run", "--quiet", "--outputs", "killed", "--cache-dir"])
+    let mut child = xtask_run(dir.path(), &mirror)
+        .args(["--outputs", "killed", "--cache-dir"])
         .arg(&cache)
         .arg(&four)
         .stdout(Stdio::null())
@@ -235,11 +240,8 @@ fn a_longer_stack_and_a_killed_run_reuse_the_stages_before() {
     assert!(killed_inside, "the run finished before it could be killed");
     let kept = stage_entries(&cache);
     assert_eq!(kept, before + 1, "the killed run's first stage was kept");
-    let output = xtask()
-        .current_dir(dir.path())
-        .env("PATHREG_MIRROR", &mirror)
-        .env("PATHREG_DATA", dir.path().join("data"))
-        .args(["run", "--quiet", "--outputs", "killed", "--cache-dir"])
+    let output = xtask_run(dir.path(), &mirror)
+        .args(["--outputs", "killed", "--cache-dir"])
         .arg(&cache)
         .arg(&four)
         .output()

@@ -7,9 +7,10 @@ use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::data::{ImageSet, argmax_rows};
+use super::data::ImageSet;
 use super::gemm::matmul;
 use super::model::{BatchValue, Model};
+use super::network::{batch_value, first_layer_gradient};
 use crate::CoreError;
 use crate::limits::{array_bytes, check_allocation};
 
@@ -221,26 +222,6 @@ impl DeepNetworkModel {
         out
     }
 
-    fn sums(f: ArrayView2<f32>, set: &ImageSet, rows: &[usize]) -> BatchValue {
-        let mut loss = 0.0f64;
-        for (f_row, &r) in f.rows().into_iter().zip(rows) {
-            for (c, v) in f_row.iter().enumerate() {
-                let residual = v - f32::from(u8::from(c == set.labels()[r]));
-                loss += f64::from(residual * residual);
-            }
-        }
-        let predicted = argmax_rows(f);
-        BatchValue {
-            loss,
-            violation: 0.0,
-            correct: predicted
-                .iter()
-                .zip(rows)
-                .filter(|(p, r)| **p == set.labels()[**r])
-                .count(),
-        }
-    }
-
     /// One block's backward pass: from `dH_s` (overwritten), its gradient
     /// into `grad` (the block's `[W1_s | W2_s]`) and `dH_{s−1}` when asked.
     fn block_backward(
@@ -283,30 +264,13 @@ impl DeepNetworkModel {
                 }
             });
         // dZ1 = (dA2 W2ᵀ) ⊙ 1[Z1 > 0] in place of Z1, then dW1 = Hᵀ dZ1.
-        let w2 = block.w2.as_slice().expect("W2 is contiguous");
-        z1.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
-            .into_par_iter()
-            .zip(da2.axis_chunks_iter(Axis(0), ROW_BLOCK).into_par_iter())
-            .for_each(|(mut z1_block, da2_block)| {
-                for (mut z1_row, da2_row) in z1_block.rows_mut().into_iter().zip(da2_block.rows()) {
-                    let z1_row = z1_row.as_slice_mut().expect("row-major");
-                    let da2_row = da2_row.as_slice().expect("row-major");
-                    for (kk, (z1_k, da2_k)) in z1_row
-                        .chunks_exact_mut(m1)
-                        .zip(da2_row.chunks_exact(m2))
-                        .enumerate()
-                    {
-                        let w2_k = &w2[kk * m1 * m2..(kk + 1) * m1 * m2];
-                        for (v, w2_j) in z1_k.iter_mut().zip(w2_k.chunks_exact(m2)) {
-                            *v = if *v > 0.0 {
-                                w2_j.iter().zip(da2_k).map(|(a, b)| a * b).sum()
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                }
-            });
+        first_layer_gradient(
+            &mut z1,
+            &da2,
+            block.w2.as_slice().expect("W2 is contiguous"),
+            m1,
+            m2,
+        );
         let g1 = ArrayViewMut2::from_shape((input.ncols(), k * m1), g1).expect("W1 gradient");
         matmul(input.t(), z1.view(), g1, false);
         want_input_gradient.then(|| {
@@ -348,7 +312,7 @@ impl Model for DeepNetworkModel {
         let classes = self.shape.classes;
         let xb = set.gather(rows);
         let (values, hidden, f) = self.forward(params, xb.view());
-        let value = Self::sums(f.view(), set, rows);
+        let value = batch_value(f.view(), set, rows);
         let scale = 2.0 / (rows.len() * classes) as f32;
         let mut df = f;
         for (mut row, &r) in df.rows_mut().into_iter().zip(rows) {
@@ -385,7 +349,7 @@ impl Model for DeepNetworkModel {
         rows: &[usize],
     ) -> (Array2<f32>, BatchValue) {
         let (_, _, f) = self.forward(params, set.gather(rows).view());
-        let value = Self::sums(f.view(), set, rows);
+        let value = batch_value(f.view(), set, rows);
         (f, value)
     }
 

@@ -202,26 +202,6 @@ impl NetworkModel {
         (z1, a2, f)
     }
 
-    fn sums(f: ArrayView2<f32>, set: &ImageSet, rows: &[usize]) -> BatchValue {
-        let mut loss = 0.0f64;
-        for (f_row, &r) in f.rows().into_iter().zip(rows) {
-            for (c, v) in f_row.iter().enumerate() {
-                let residual = v - f32::from(u8::from(c == set.labels()[r]));
-                loss += f64::from(residual * residual);
-            }
-        }
-        let predicted = argmax_rows(f);
-        BatchValue {
-            loss,
-            violation: 0.0,
-            correct: predicted
-                .iter()
-                .zip(rows)
-                .filter(|(p, r)| **p == set.labels()[**r])
-                .count(),
-        }
-    }
-
     /// `‖w1_kj‖²` for every column of `W1`.
     fn column_norms(w1: ArrayView2<f32>) -> Vec<f64> {
         // One task per block of columns, each summing its rows in order.
@@ -332,7 +312,7 @@ impl Model for NetworkModel {
         let w = self.split(params);
         let xb = set.gather(rows);
         let (mut z1, a2, f) = self.forward(&w, xb.view());
-        let value = Self::sums(f.view(), set, rows);
+        let value = batch_value(f.view(), set, rows);
         let scale = 2.0 / (rows.len() * classes) as f32;
         // dF = 2 (F − Y)/(bC), then dA2 = (dF W3ᵀ) ⊙ 1[A2 > 0].
         let mut df = f;
@@ -386,30 +366,13 @@ impl Model for NetworkModel {
                 }
             });
         // dZ1 = (dA2 W2ᵀ) ⊙ 1[Z1 > 0] in place of Z1, then dW1 = Xᵀ dZ1.
-        let w2 = w.w2.as_slice().expect("W2 is contiguous");
-        z1.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
-            .into_par_iter()
-            .zip(da2.axis_chunks_iter(Axis(0), ROW_BLOCK).into_par_iter())
-            .for_each(|(mut z1_block, da2_block)| {
-                for (mut z1_row, da2_row) in z1_block.rows_mut().into_iter().zip(da2_block.rows()) {
-                    let z1_row = z1_row.as_slice_mut().expect("row-major");
-                    let da2_row = da2_row.as_slice().expect("row-major");
-                    for (kk, (z1_k, da2_k)) in z1_row
-                        .chunks_exact_mut(m1)
-                        .zip(da2_row.chunks_exact(m2))
-                        .enumerate()
-                    {
-                        let w2_k = &w2[kk * m1 * m2..(kk + 1) * m1 * m2];
-                        for (v, w2_j) in z1_k.iter_mut().zip(w2_k.chunks_exact(m2)) {
-                            *v = if *v > 0.0 {
-                                w2_j.iter().zip(da2_k).map(|(a, b)| a * b).sum()
-                            } else {
-                                0.0
-                            };
-                        }
-                    }
-                }
-            });
+        first_layer_gradient(
+            &mut z1,
+            &da2,
+            w.w2.as_slice().expect("W2 is contiguous"),
+            m1,
+            m2,
+        );
         let g1 = ArrayViewMut2::from_shape((d, k * m1), g1).expect("W1 gradient length");
         matmul(xb.t(), z1.view(), g1, false);
         value
@@ -424,7 +387,7 @@ impl Model for NetworkModel {
     ) -> (Array2<f32>, BatchValue) {
         let w = self.split(params);
         let (_, _, f) = self.forward(&w, set.gather(rows).view());
-        let value = Self::sums(f.view(), set, rows);
+        let value = batch_value(f.view(), set, rows);
         (f, value)
     }
 
@@ -506,4 +469,62 @@ impl Model for NetworkModel {
             }
         }
     }
+}
+
+/// A batch's sums for a network's outputs `f` on `rows`: the squared error
+/// against one-hot labels and the rows predicted right.
+pub(super) fn batch_value(f: ArrayView2<f32>, set: &ImageSet, rows: &[usize]) -> BatchValue {
+    let mut loss = 0.0f64;
+    for (f_row, &r) in f.rows().into_iter().zip(rows) {
+        for (c, v) in f_row.iter().enumerate() {
+            let residual = v - f32::from(u8::from(c == set.labels()[r]));
+            loss += f64::from(residual * residual);
+        }
+    }
+    let predicted = argmax_rows(f);
+    BatchValue {
+        loss,
+        violation: 0.0,
+        correct: predicted
+            .iter()
+            .zip(rows)
+            .filter(|(p, r)| **p == set.labels()[**r])
+            .count(),
+    }
+}
+
+/// The backward pass through a parallel block's second layer: `Z1` (the
+/// first layer's pre-activations, `b × K·m1`) becomes
+/// `dZ1 = (dA2 W2ᵀ) ⊙ 1[Z1 > 0]`, sub-network by sub-network (`W2` flat
+/// `K × m1 × m2`, `dA2` `b × K·m2`).
+pub(super) fn first_layer_gradient(
+    z1: &mut Array2<f32>,
+    da2: &Array2<f32>,
+    w2: &[f32],
+    m1: usize,
+    m2: usize,
+) {
+    z1.axis_chunks_iter_mut(Axis(0), ROW_BLOCK)
+        .into_par_iter()
+        .zip(da2.axis_chunks_iter(Axis(0), ROW_BLOCK).into_par_iter())
+        .for_each(|(mut z1_block, da2_block)| {
+            for (mut z1_row, da2_row) in z1_block.rows_mut().into_iter().zip(da2_block.rows()) {
+                let z1_row = z1_row.as_slice_mut().expect("row-major");
+                let da2_row = da2_row.as_slice().expect("row-major");
+                for (kk, (z1_k, da2_k)) in z1_row
+                    .chunks_exact_mut(m1)
+                    .zip(da2_row.chunks_exact(m2))
+                    .enumerate()
+                {
+                    let w2_k = &w2[kk * m1 * m2..(kk + 1) * m1 * m2];
+                    for (v, w2_j) in z1_k.iter_mut().zip(w2_k.chunks_exact(m2)) {
+                        *v = if *v > 0.0 {
+                            w2_j.iter().zip(da2_k).map(|(a, b)| a * b).sum()
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        });
 }
