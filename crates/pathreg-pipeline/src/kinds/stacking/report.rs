@@ -174,7 +174,7 @@ pub(super) fn write_outputs(
         );
     }
     plot.caption = Some(format!(
-        "Each stage: (11) with (K, m1, β) = ({}, {}, {}), λ = {}, {} at {}, {} epochs; features passed on: {}.",
+        "Each stage: (11) with (K, m1, β) = ({}, {}, {}), λ = {:e}, {} at {:e}, {} epochs; features passed on: {}.",
         experiment.model.k,
         experiment.model.m1,
         experiment.model.beta,
@@ -339,8 +339,9 @@ fn table_md(
     );
     md.push_str(&format!(
         "{} ({n} training rows, d = {d}, ten classes, official test split{}). Every stage is (11) with vector outputs \
-         (Figure 5's program) with (K, m1, m2, β, λ) = ({}, {}, {}, {}, {}), trained by {} at rate {} for {} epochs in batches of {}, \
-         on the previous stage's features: {}, scaled so their root mean square row norm is the pixels'. \
+         (Figure 5's program) with (K, m1, m2, β, λ) = ({}, {}, {}, {}, {:e}), trained by {} at rate {:e} for {} epochs in batches of {}, \
+         on the previous stage's features: {}, scaled so their root mean square row norm is the pixels'. Stage 1 draws its \
+         arrangements and batches as Figure 5's convex method does from the same seed, so with the same settings it is that run. \
          Time is training wall time on {} threads, evaluations excluded.\n\n",
         experiment.data.dataset,
         experiment.data.test_rows.map_or(String::new(), |r| format!(", first {r} test rows")),
@@ -407,7 +408,7 @@ fn table_md(
         md.push_str(&format!(
             "\n## End to end\n\nThe network of the same depth trained end to end: {} blocks, each {} sub-networks of \
              (m1, m2) = ({}, {}) whose second hidden layers ({} units) feed the next block, then a linear layer to the ten \
-             classes; weight decay β = {}, {} at rate {}, {} epochs. {} parameters.\n\n",
+             classes; weight decay β = {:e}, {} at rate {:e}, {} epochs. {} parameters.\n\n",
             experiment.stacking.stages,
             spec.k,
             spec.m1,
