@@ -112,6 +112,29 @@ impl Triple {
         }
     }
 
+    /// The triple that gates `W1 ∈ R^{d×m1}` and `w2 ∈ R^{m1}` make on `x`:
+    /// `D1_j = 1[X w1_j > 0]`, `I_j = sign(w2_j)`,
+    /// `D2 = 1[Σ_j w2_j (X w1_j)+ > 0]`.
+    pub fn from_gates(x: ArrayView2<f64>, w1: ArrayView2<f64>, w2: &[f64]) -> Self {
+        let n = x.nrows();
+        let pre1 = x.dot(&w1);
+        let mut pre2 = vec![0.0; n];
+        let neurons: Vec<NeuronPattern> = (0..w2.len())
+            .map(|j| {
+                let col = pre1.column(j);
+                for (i, v) in col.iter().enumerate() {
+                    pre2[i] += w2[j] * v.max(0.0);
+                }
+                NeuronPattern {
+                    d1: Mask::from_bools(col.iter().map(|v| *v > 0.0), n),
+                    positive: w2[j] > 0.0,
+                }
+            })
+            .collect();
+        let d2 = Mask::from_bools(pre2.iter().map(|v| *v > 0.0), n);
+        Self::new(neurons, d2, n)
+    }
+
     /// The m1 neuron patterns, sorted.
     pub fn neurons(&self) -> &[NeuronPattern] {
         &self.neurons
@@ -450,22 +473,7 @@ impl ArrangementSet {
             for v in &mut w2 {
                 *v = StandardNormal.sample(&mut *rng);
             }
-            let pre1 = x.dot(&w1);
-            let mut pre2 = vec![0.0; n];
-            let neurons: Vec<NeuronPattern> = (0..m1)
-                .map(|j| {
-                    let col = pre1.column(j);
-                    for (i, v) in col.iter().enumerate() {
-                        pre2[i] += w2[j] * v.max(0.0);
-                    }
-                    NeuronPattern {
-                        d1: Mask::from_bools(col.iter().map(|v| *v > 0.0), n),
-                        positive: w2[j] > 0.0,
-                    }
-                })
-                .collect();
-            let d2 = Mask::from_bools(pre2.iter().map(|v| *v > 0.0), n);
-            triples.insert(Triple::new(neurons, d2, n));
+            triples.insert(Triple::from_gates(x, w1.view(), &w2));
         }
         Self::from_triples(n, m1, ArrangementMode::Sampled, triples)
     }

@@ -73,10 +73,32 @@ pub struct TripleGeometry {
     pub constraints: Array2<f64>,
 }
 
+/// How the second ReLU layer constrains a triple's variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coupling {
+    /// `(2 D2 − I) Σ_j D1_j X z_j ≥ 0`: the first-layer neurons' responses
+    /// are summed before the second ReLU, as in a three-layer network ((21)).
+    Summed,
+    /// `(2 D2 − I) D1_j X z_j ≥ 0` for every `j`: one constraint per
+    /// first-layer neuron, the decoupled constraint set the paper's Section
+    /// 5 attributes to the weight-decay model of [17]. Its cones lie inside
+    /// the summed ones (each term having the sign of `2 D2 − 1`, so does the
+    /// sum), so its optimum is never below (21)'s and Proposition 1's map
+    /// realizes its solutions too; each sub-network is then as expressive
+    /// as a sum of two-layer networks gated by one mask `D2`.
+    PerNeuron,
+}
+
 impl TripleGeometry {
     /// Builds `A_t` and `B_t` for data `x` (constraints whose row of X is zero,
     /// or second-layer rows that are dead, are `0 ≥ 0` and are omitted).
     pub fn new(x: ArrayView2<f64>, t: &Triple) -> Self {
+        Self::with_coupling(x, t, Coupling::Summed)
+    }
+
+    /// [`Self::new`] with the second-layer constraints of `coupling`.
+    pub fn with_coupling(x: ArrayView2<f64>, t: &Triple, coupling: Coupling) -> Self {
         let (n, d) = x.dim();
         let m1 = t.neurons().len();
         let dim = d * m1;
@@ -104,9 +126,16 @@ impl TripleGeometry {
                             block[[i, j * d + a]] = x[[i, a]];
                         }
                     }
+                    if coupling == Coupling::PerNeuron {
+                        let mut single = vec![0.0; dim];
+                        single[j * d..(j + 1) * d].copy_from_slice(&row[j * d..(j + 1) * d]);
+                        rows.extend(single);
+                    }
                 }
             }
-            rows.extend(row);
+            if coupling == Coupling::Summed {
+                rows.extend(row);
+            }
         }
         let num = rows.len() / dim.max(1);
         let constraints =

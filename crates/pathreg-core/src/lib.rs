@@ -4,6 +4,7 @@
 
 pub mod arrangement;
 pub mod convex;
+pub mod gates;
 pub mod limits;
 pub mod linalg;
 pub mod loss;
@@ -12,6 +13,7 @@ mod lp;
 pub mod multiclass;
 pub mod network;
 mod nnls;
+pub mod two_layer;
 pub mod unconstrained;
 
 pub use arrangement::{

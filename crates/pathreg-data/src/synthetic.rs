@@ -172,6 +172,69 @@ fn label_with_teacher(
     ))
 }
 
+/// The two-arm spiral of Figure 1 (Appendix A.1, after Lang and Witbrock's
+/// "two spirals" problem): `n/2` points per class on two interleaved arms of
+/// the Archimedean spiral `r = t`, `t ∈ [0.5, 0.5 + 2π·turns]`, the second
+/// arm the first turned by π. Point `i` of an arm sits at
+/// `t_i = 0.5 + 2π·turns·i/(n/2 − 1)`, at `(t cos t, t sin t)/t_max` (so the
+/// outermost point has radius 1), plus `noise · ε` with `ε ~ N(0, I_2)`
+/// drawn from `ChaCha8Rng::seed_from_u64(seed)` (none when `noise = 0`).
+/// Labels are `+1` on the first arm and `−1` on the second, points of the
+/// two arms alternating (first arm's point 0, second arm's point 0, …).
+///
+/// The features are `(x1, x2, 1)`: the networks of (1) have no biases, and
+/// a bias-free ReLU network is positively homogeneous, so its sign is
+/// constant on every ray from the origin, along which the arms alternate; the
+/// constant feature is the bias.
+pub fn spiral(n: usize, turns: f64, noise: f64, seed: u64) -> Result<Dataset, DataError> {
+    if n < 4 || !n.is_multiple_of(2) {
+        return Err(DataError::Invalid(format!(
+            "the spiral needs an even n ≥ 4 (two arms of n/2 points), got {n}"
+        )));
+    }
+    check_allocation(
+        || format!("a spiral of {n} points"),
+        array_bytes(F64, &[n, 4]),
+    )
+    .map_err(|e| DataError::Invalid(e.to_string()))?;
+    if !(turns.is_finite() && turns > 0.0 && turns <= 100.0) {
+        return Err(DataError::Invalid(format!(
+            "the spiral needs 0 < turns ≤ 100, got {turns}"
+        )));
+    }
+    if !(noise.is_finite() && noise >= 0.0) {
+        return Err(DataError::Invalid(format!(
+            "the spiral's noise must be finite and ≥ 0, got {noise}"
+        )));
+    }
+    let per_arm = n / 2;
+    let span = 2.0 * std::f64::consts::PI * turns;
+    let t_max = 0.5 + span;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = Array2::zeros((n, 3));
+    let mut y = ndarray::Array1::zeros(n);
+    for i in 0..per_arm {
+        let t = 0.5 + span * i as f64 / (per_arm - 1) as f64;
+        for (arm, label) in [(0usize, 1.0), (1, -1.0)] {
+            let row = 2 * i + arm;
+            let angle = t + std::f64::consts::PI * arm as f64;
+            x[[row, 0]] = t * angle.cos() / t_max;
+            x[[row, 1]] = t * angle.sin() / t_max;
+            if noise > 0.0 {
+                x[[row, 0]] += noise * standard_normal(&mut rng);
+                x[[row, 1]] += noise * standard_normal(&mut rng);
+            }
+            x[[row, 2]] = 1.0;
+            y[row] = label;
+        }
+    }
+    Ok(Dataset {
+        feature_names: vec!["x1".into(), "x2".into(), "bias".into()],
+        x,
+        y,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +291,34 @@ mod tests {
         }
         assert!(teacher_data_bytes(5, 2, shape) < 10_000);
         assert!(low_rank_teacher_data_bytes(15, 6, shape) > teacher_data_bytes(15, 6, shape));
+    }
+
+    #[test]
+    fn the_spiral_has_two_alternating_arms_of_unit_radius() {
+        let data = spiral(30, 1.5, 0.0, 1).unwrap();
+        assert_eq!((data.n(), data.d()), (30, 3));
+        assert_eq!(data, spiral(30, 1.5, 0.0, 2).unwrap(), "no noise, no draws");
+        let radius = |i: usize| data.x[[i, 0]].hypot(data.x[[i, 1]]);
+        assert!((radius(28) - 1.0).abs() < 1e-12 && (radius(29) - 1.0).abs() < 1e-12);
+        for i in 0..15 {
+            assert_eq!((data.y[2 * i], data.y[2 * i + 1]), (1.0, -1.0));
+            // The second arm is the first turned by π.
+            assert!((data.x[[2 * i, 0]] + data.x[[2 * i + 1, 0]]).abs() < 1e-12);
+            assert!((data.x[[2 * i, 1]] + data.x[[2 * i + 1, 1]]).abs() < 1e-12);
+            assert_eq!(data.x[[2 * i, 2]], 1.0);
+        }
+        let noisy = spiral(30, 1.5, 0.05, 3).unwrap();
+        assert_eq!(noisy, spiral(30, 1.5, 0.05, 3).unwrap());
+        assert_ne!(noisy, data);
+        for (n, turns, noise) in [
+            (3, 1.0, 0.0),
+            (2, 1.0, 0.0),
+            (30, 0.0, 0.0),
+            (30, f64::NAN, 0.0),
+            (30, 1.0, -1.0),
+            (usize::MAX - 1, 1.0, 0.0),
+        ] {
+            assert!(spiral(n, turns, noise, 1).is_err(), "{n} {turns} {noise}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! * [`markdown_table`] renders GitHub-flavoured Markdown tables from pre-formatted cells.
 //! * [`LinePlot`] draws 2-D line/scatter charts (linear or log axes) to SVG and PNG with plotters,
 //!   using an embedded DejaVu Sans font so that output does not depend on system fonts.
+//! * [`RegionPlot`] draws two-class decision regions on a grid, one panel per model.
 //!
 //! Every file this crate writes is written atomically ([`write_atomic`]): a temporary file in the
 //! target's directory is written, fsynced and renamed over the target, so a reader never sees a
@@ -18,6 +19,7 @@ mod error;
 mod io;
 mod markdown;
 mod plot;
+mod region;
 mod table;
 
 pub use atomic::write_atomic;
@@ -25,4 +27,5 @@ pub use error::ReportError;
 pub use io::{read_parquet, write_csv, write_parquet};
 pub use markdown::markdown_table;
 pub use plot::{LinePlot, PALETTE, Series, SeriesStyle};
+pub use region::{RegionPanel, RegionPlot};
 pub use table::{Column, Table};

@@ -18,15 +18,15 @@ const WIDTH: u32 = 900;
 /// Height of every chart in pixels (caption included).
 const HEIGHT: u32 = 600;
 /// The font family used for all text; backed by the embedded DejaVu Sans.
-const FONT_FAMILY: &str = "sans-serif";
-const TITLE_SIZE: f64 = 26.0;
+pub(crate) const FONT_FAMILY: &str = "sans-serif";
+pub(crate) const TITLE_SIZE: f64 = 26.0;
 const AXIS_DESC_SIZE: f64 = 20.0;
-const TICK_SIZE: f64 = 15.0;
+pub(crate) const TICK_SIZE: f64 = 15.0;
 const LEGEND_SIZE: f64 = 16.0;
-const CAPTION_SIZE: f64 = 15.0;
-const CAPTION_LINE_HEIGHT: u32 = 20;
-const CAPTION_MAX_LINES: usize = 6;
-const CAPTION_PAD: u32 = 12;
+pub(crate) const CAPTION_SIZE: f64 = 15.0;
+pub(crate) const CAPTION_LINE_HEIGHT: u32 = 20;
+pub(crate) const CAPTION_MAX_LINES: usize = 6;
+pub(crate) const CAPTION_PAD: u32 = 12;
 const MARKER_RADIUS: i32 = 4;
 const LINE_WIDTH: u32 = 2;
 
@@ -48,7 +48,7 @@ pub const PALETTE: [(u8, u8, u8); 8] = [
 ];
 
 /// Registers the embedded font under [`FONT_FAMILY`] exactly once per process.
-fn ensure_font() -> Result<(), String> {
+pub(crate) fn ensure_font() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
@@ -576,7 +576,7 @@ fn trim_exp(s: &str) -> String {
 /// Greedy word wrap of `text` into lines no wider than `max_width` pixels, as measured by
 /// `measure`. Explicit newlines are kept. At most `max_lines` lines; the last is marked with `…`
 /// if text was cut. A single word wider than the limit gets a line of its own.
-fn wrap_text<E>(
+pub(crate) fn wrap_text<E>(
     text: &str,
     max_width: u32,
     max_lines: usize,

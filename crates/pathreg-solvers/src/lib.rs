@@ -18,7 +18,10 @@ pub use nonconvex::{Optimizer, TrainResult, TrainSettings, train};
 pub use unconstrained::{
     ConvexMethod, ConvexTrainResult, ConvexTrainSettings, CurvePoint, train_convex,
 };
-pub use working_set::{Attempt, CertifiedSolve, Recovery, WorkingSetSettings, solve_certified};
+pub use working_set::{
+    Attempt, CertifiedSolve, Recovery, WorkingSetSettings, solve_certified,
+    solve_certified_with_coupling,
+};
 
 /// Errors of the solvers.
 #[derive(Debug, thiserror::Error)]

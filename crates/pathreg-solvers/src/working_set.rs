@@ -31,7 +31,9 @@
 use std::time::Instant;
 
 use ndarray::{ArrayView1, ArrayView2};
-use pathreg_core::convex::{Certificate, TripleGeometry, certificate_from_ratios, group_weight};
+use pathreg_core::convex::{
+    Certificate, Coupling, TripleGeometry, certificate_from_ratios, group_weight,
+};
 use pathreg_core::{ArrangementSet, Loss};
 use rayon::prelude::*;
 
@@ -232,6 +234,20 @@ pub fn solve_certified(
     m2: usize,
     settings: &WorkingSetSettings,
 ) -> Result<CertifiedSolve, SolverError> {
+    solve_certified_with_coupling(x, y, set, beta, m2, Coupling::Summed, settings)
+}
+
+/// [`solve_certified`] with the second-layer constraints of `coupling`
+/// (certified against the same constraints).
+pub fn solve_certified_with_coupling(
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    set: &ArrangementSet,
+    beta: f64,
+    m2: usize,
+    coupling: Coupling,
+    settings: &WorkingSetSettings,
+) -> Result<CertifiedSolve, SolverError> {
     let start = Instant::now();
     if set.is_empty() {
         return Err(SolverError::Invalid("the arrangement set is empty".into()));
@@ -250,7 +266,7 @@ pub fn solve_certified(
         geometries: set
             .triples()
             .par_iter()
-            .map(|t| TripleGeometry::new(x, t))
+            .map(|t| TripleGeometry::with_coupling(x, t, coupling))
             .collect(),
         beta,
         m2,

@@ -8,6 +8,7 @@ pub mod classification;
 pub mod images;
 pub mod lowrank;
 pub mod spectrum;
+pub mod spiral;
 pub mod stacking;
 pub mod table2;
 
@@ -61,6 +62,11 @@ pub const KINDS: &[Kind] = &[
         name: stacking::KIND,
         stages: stacking::STAGES,
         load: stacking::load,
+    },
+    Kind {
+        name: spiral::KIND,
+        stages: spiral::STAGES,
+        load: spiral::load,
     },
 ];
 
