@@ -47,8 +47,48 @@ pub const PALETTE: [(u8, u8, u8); 8] = [
     (240, 228, 66),  // yellow
 ];
 
+/// What draws a whole figure onto an SVG root area.
+pub(crate) type DrawSvg<'a> =
+    dyn for<'b> Fn(&DrawingArea<SVGBackend<'b>, Shift>) -> Result<(), String> + 'a;
+/// What draws a whole figure onto a bitmap root area.
+pub(crate) type DrawPng<'a> =
+    dyn for<'b> Fn(&DrawingArea<BitMapBackend<'b>, Shift>) -> Result<(), String> + 'a;
+
+/// A figure of `size` pixels drawn by `draw` as an SVG document; `path`
+/// only labels errors.
+pub(crate) fn render_svg_with(
+    path: &Path,
+    size: (u32, u32),
+    draw: &DrawSvg<'_>,
+) -> Result<String, ReportError> {
+    ensure_font().map_err(|r| ReportError::plot(path, r))?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        draw(&root).map_err(|r| ReportError::plot(path, r))?;
+    }
+    Ok(svg)
+}
+
+/// A figure of `size` pixels drawn by `draw`, written as an RGB PNG to
+/// `path` atomically: encoded into a temporary `.png` file beside `path`,
+/// fsynced and renamed over it.
+pub(crate) fn write_png_with(
+    path: &Path,
+    size: (u32, u32),
+    draw: &DrawPng<'_>,
+) -> Result<(), ReportError> {
+    ensure_font().map_err(|r| ReportError::plot(path, r))?;
+    let tmp = temp_sibling(path, ".png")?;
+    {
+        let root = BitMapBackend::new(tmp.path(), size).into_drawing_area();
+        draw(&root).map_err(|r| ReportError::plot(path, r))?;
+    }
+    commit(tmp, path)
+}
+
 /// Registers the embedded font under [`FONT_FAMILY`] exactly once per process.
-pub(crate) fn ensure_font() -> Result<(), String> {
+fn ensure_font() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
@@ -174,13 +214,7 @@ impl LinePlot {
     /// # Errors
     /// [`ReportError::Plot`] if drawing fails; `path` only labels the error.
     pub fn render_svg(&self, path: &Path) -> Result<String, ReportError> {
-        ensure_font().map_err(|r| ReportError::plot(path, r))?;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-            self.draw(&root).map_err(|r| ReportError::plot(path, r))?;
-        }
-        Ok(svg)
+        render_svg_with(path, (WIDTH, HEIGHT), &|root| self.draw(root))
     }
 
     /// Writes the chart as SVG to `path`, atomically.
@@ -199,13 +233,7 @@ impl LinePlot {
     /// [`ReportError::Plot`] if drawing or encoding fails, [`ReportError::Io`] if the file cannot
     /// be written.
     pub fn write_png(&self, path: &Path) -> Result<(), ReportError> {
-        ensure_font().map_err(|r| ReportError::plot(path, r))?;
-        let tmp = temp_sibling(path, ".png")?;
-        {
-            let root = BitMapBackend::new(tmp.path(), (WIDTH, HEIGHT)).into_drawing_area();
-            self.draw(&root).map_err(|r| ReportError::plot(path, r))?;
-        }
-        commit(tmp, path)
+        write_png_with(path, (WIDTH, HEIGHT), &|root| self.draw(root))
     }
 
     /// Filters the series down to drawable points and assigns colours.

@@ -8,10 +8,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::ReportError;
-use crate::atomic::{commit, temp_sibling, write_atomic};
+use crate::atomic::write_atomic;
 use crate::plot::{
     CAPTION_LINE_HEIGHT, CAPTION_MAX_LINES, CAPTION_PAD, CAPTION_SIZE, FONT_FAMILY, PALETTE,
-    TICK_SIZE, TITLE_SIZE, ensure_font, wrap_text,
+    TICK_SIZE, TITLE_SIZE, render_svg_with, wrap_text, write_png_with,
 };
 
 /// Width of one panel in pixels.
@@ -62,13 +62,7 @@ impl RegionPlot {
     /// [`ReportError::Plot`] if drawing fails or a panel's values do not
     /// cover the grid; `path` only labels the error.
     pub fn render_svg(&self, path: &Path) -> Result<String, ReportError> {
-        ensure_font().map_err(|r| ReportError::plot(path, r))?;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, self.size()).into_drawing_area();
-            self.draw(&root).map_err(|r| ReportError::plot(path, r))?;
-        }
-        Ok(svg)
+        render_svg_with(path, self.size(), &|root| self.draw(root))
     }
 
     /// Writes the figure as SVG to `path`, atomically.
@@ -85,13 +79,7 @@ impl RegionPlot {
     /// # Errors
     /// As [`Self::render_svg`], and [`ReportError::Io`] if the file cannot be written.
     pub fn write_png(&self, path: &Path) -> Result<(), ReportError> {
-        ensure_font().map_err(|r| ReportError::plot(path, r))?;
-        let tmp = temp_sibling(path, ".png")?;
-        {
-            let root = BitMapBackend::new(tmp.path(), self.size()).into_drawing_area();
-            self.draw(&root).map_err(|r| ReportError::plot(path, r))?;
-        }
-        commit(tmp, path)
+        write_png_with(path, self.size(), &|root| self.draw(root))
     }
 
     fn size(&self) -> (u32, u32) {
