@@ -167,6 +167,31 @@ impl MethodName {
     }
 }
 
+impl MethodName {
+    /// A manifest's learning rate for this method: `"paper"` (its rate in
+    /// Appendix A.1 on `dataset`, where there is one) or a positive number;
+    /// otherwise the reason it is refused.
+    pub fn learning_rate(self, value: &toml::Value, dataset: &str) -> Result<f64, String> {
+        match value {
+            toml::Value::String(s) if s == "paper" => self.paper_lr(dataset),
+            toml::Value::Float(f) => Some(*f),
+            toml::Value::Integer(i) => Some(*i as f64),
+            _ => None,
+        }
+        .filter(|lr| lr.is_finite() && *lr > 0.0)
+        .ok_or_else(|| {
+            if self.paper_lr(dataset).is_none() {
+                format!(
+                    "the paper gives no rate for {} on {dataset}: give a positive learning rate",
+                    self.key()
+                )
+            } else {
+                "must be \"paper\" or a positive learning rate".to_string()
+            }
+        })
+    }
+}
+
 /// One method to run and its learning rate.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Method {
@@ -339,23 +364,9 @@ fn methods(
             continue;
         };
         let at = format!("methods.{key}");
-        let lr = match value {
-            toml::Value::String(s) if s == "paper" => name.paper_lr(dataset),
-            toml::Value::Float(f) => Some(*f),
-            toml::Value::Integer(i) => Some(*i as f64),
-            _ => None,
-        }
-        .filter(|lr| lr.is_finite() && *lr > 0.0)
-        .ok_or_else(|| {
-            let reason = if name.paper_lr(dataset).is_none() {
-                format!(
-                    "the paper gives no rate for {key} on {dataset}: give a positive learning rate"
-                )
-            } else {
-                "must be \"paper\" or a positive learning rate".to_string()
-            };
-            v.error(table.span(), &at, reason)
-        })?;
+        let lr = name
+            .learning_rate(value, dataset)
+            .map_err(|reason| v.error(table.span(), &at, reason))?;
         out.push(Method { name, lr });
     }
     if out.is_empty() {

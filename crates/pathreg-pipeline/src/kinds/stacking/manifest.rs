@@ -144,24 +144,9 @@ impl RawStacking {
             .filter(|(_, m)| m.is_convex())
             .collect();
         let name = v.one_of(&self.method, "stacking.method", &convex)?;
-        let lr = match self.lr.get_ref() {
-            toml::Value::String(s) if s == "paper" => name.paper_lr(dataset),
-            toml::Value::Float(f) => Some(*f),
-            toml::Value::Integer(i) => Some(*i as f64),
-            _ => None,
-        }
-        .filter(|lr| lr.is_finite() && *lr > 0.0)
-        .ok_or_else(|| {
-            let reason = if name.paper_lr(dataset).is_none() {
-                format!(
-                    "the paper gives no rate for {} on {dataset}: give a positive learning rate",
-                    name.key()
-                )
-            } else {
-                "must be \"paper\" or a positive learning rate".to_string()
-            };
-            v.error(self.lr.span(), "stacking.lr", reason)
-        })?;
+        let lr = name
+            .learning_rate(self.lr.get_ref(), dataset)
+            .map_err(|reason| v.error(self.lr.span(), "stacking.lr", reason))?;
         Ok(Stacking {
             stages,
             method: Method { name, lr },
