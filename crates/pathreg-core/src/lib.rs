@@ -5,6 +5,7 @@
 pub mod arrangement;
 pub mod convex;
 pub mod gates;
+pub mod gemm;
 pub mod limits;
 pub mod linalg;
 pub mod loss;

@@ -1,6 +1,6 @@
 //! Dense linear algebra beyond ndarray, by faer (pure Rust, no system LAPACK):
-//! the thin SVD, rank-r approximations (Theorem 2's X̂_r), and the symmetric
-//! eigendecomposition, the order-stable Gram matrix and the energy ranks
+//! the thin SVD, rank-r approximations (Theorem 2's X̂_r), the symmetric
+//! eigendecomposition and the Cholesky factor (ADMM's linear systems), the order-stable Gram matrix and the energy ranks
 //! behind Figure 7's spectra.
 //!
 //! faer runs sequentially here (`Par::Seq`): pathreg parallelizes over cells
@@ -90,6 +90,54 @@ pub fn symmetric_eigenvalues(a: ArrayView2<f64>) -> Result<Array1<f64>, CoreErro
         .map_err(|e| CoreError::Shape(format!("eigendecomposition did not converge: {e:?}")))?;
     values.reverse();
     Ok(Array1::from(values))
+}
+
+/// The eigendecomposition `A = Q diag(λ) Qᵀ` of the symmetric matrix `a`:
+/// `(λ, Q)`, eigenvalues in non-decreasing order, eigenvectors as columns.
+pub fn symmetric_eigen(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), CoreError> {
+    if a.nrows() != a.ncols() {
+        return Err(CoreError::Shape(format!(
+            "matrix is {:?}, not square",
+            a.dim()
+        )));
+    }
+    check_finite(a)?;
+    sequential();
+    let eigen = a
+        .into_faer()
+        .self_adjoint_eigen(Side::Lower)
+        .map_err(|e| CoreError::Shape(format!("eigendecomposition did not converge: {e:?}")))?;
+    let values = Array1::from_iter(eigen.S().column_vector().iter().copied());
+    Ok((values, eigen.U().into_ndarray().to_owned()))
+}
+
+/// The Cholesky factor `A = L Lᵀ` of a symmetric positive definite matrix.
+pub struct Cholesky(faer::linalg::solvers::Llt<f64>);
+
+impl Cholesky {
+    /// Factors `a` (its lower triangle is read), or fails when `a` is not
+    /// numerically positive definite.
+    pub fn new(a: ArrayView2<f64>) -> Result<Self, CoreError> {
+        if a.nrows() != a.ncols() {
+            return Err(CoreError::Shape(format!(
+                "matrix is {:?}, not square",
+                a.dim()
+            )));
+        }
+        check_finite(a)?;
+        sequential();
+        a.into_faer()
+            .llt(Side::Lower)
+            .map(Self)
+            .map_err(|e| CoreError::Shape(format!("Cholesky factorization failed: {e:?}")))
+    }
+
+    /// `A⁻¹ b`, in place.
+    pub fn solve_in_place(&self, b: &mut Array1<f64>) {
+        use faer::linalg::solvers::Solve;
+        let mut column = b.view_mut().insert_axis(Axis(1));
+        self.0.solve_in_place(column.view_mut().into_faer());
+    }
 }
 
 /// Rows per block of the Gram-matrix reduction: fixed, so the summation

@@ -2,6 +2,7 @@
 //! program (21) by the interior-point conic solver Clarabel with a certified
 //! working-set scheme, and first-order training of the non-convex objective (4).
 
+pub mod admm;
 pub mod certify;
 pub mod conic;
 pub mod multiclass;
@@ -9,6 +10,7 @@ pub mod nonconvex;
 pub mod unconstrained;
 pub mod working_set;
 
+pub use admm::{AdmmPoint, AdmmSettings, AdmmSolve, solve_admm};
 pub use certify::{
     CERTIFICATE_TOLERANCE, CertificationStatus, MappedNetwork, check_proposition1,
     map_proposition1, output_error_bounds, proposition1_tolerance,

@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use ndarray::Array2;
-use pathreg_core::Regularizer;
 use pathreg_core::multiclass::{
-    ConvexModel, Grouping, ImageSet, Model, NetworkModel, NetworkShape, gemm,
+    ConvexModel, Grouping, ImageSet, Model, NetworkModel, NetworkShape,
 };
 use pathreg_core::unconstrained::SampledArrangements;
+use pathreg_core::{Regularizer, gemm};
 use pathreg_data::registry::{DataConfig, load};
 use pathreg_data::split::Split;
 use pathreg_solvers::Optimizer;

@@ -6,11 +6,11 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::data::{ImageSet, argmax_rows};
-use super::gemm::matmul;
 use super::masks::Masks;
 use super::model::{BatchValue, Model};
 use crate::CoreError;
 use crate::convex::group_weight;
+use crate::gemm::matmul;
 use crate::limits::{array_bytes, check_allocation, total_bytes};
 use crate::unconstrained::SampledArrangements;
 

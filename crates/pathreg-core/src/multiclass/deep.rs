@@ -8,10 +8,10 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::data::ImageSet;
-use super::gemm::matmul;
 use super::model::{BatchValue, Model};
 use super::network::{batch_value, first_layer_gradient};
 use crate::CoreError;
+use crate::gemm::matmul;
 use crate::limits::{array_bytes, check_allocation};
 
 /// Rows of a batch handled by one task of the elementwise passes.

@@ -3,8 +3,8 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 
-use super::gemm::matmul;
 use crate::CoreError;
+use crate::gemm::matmul;
 use crate::limits::{array_bytes, check_allocation, total_bytes};
 
 /// Rows of pre-activations formed at once while computing masks.

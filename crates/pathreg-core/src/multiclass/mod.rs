@@ -48,7 +48,7 @@
 //!
 //! The large kernels are the masked forward products `U = X_b W`, the
 //! adjoint `X_bᵀ B` and the network's two products, all through
-//! [`gemm::matmul`]: fixed blocks of output columns, each one
+//! [`crate::gemm::matmul`]: fixed blocks of output columns, each one
 //! single-threaded faer product, so results do not depend on the thread
 //! count. The elementwise passes split rows into fixed blocks and sum each
 //! block's values in row order. Masks are stored as bits ([`Masks`]), and
@@ -59,7 +59,6 @@
 //!
 //! - `data`: [`ImageSet`] (float32 samples and labels), one-hot targets,
 //!   argmax accuracy;
-//! - `gemm`: the deterministic products;
 //! - `masks`: [`Masks`];
 //! - `model`: the [`Model`] trait the trainers use;
 //! - `network`: [`NetworkModel`];
@@ -70,7 +69,6 @@
 mod convex;
 mod data;
 mod deep;
-pub mod gemm;
 mod map;
 mod masks;
 mod model;

@@ -6,9 +6,9 @@ use rand::Rng;
 use rayon::prelude::*;
 
 use super::data::{ImageSet, argmax_rows};
-use super::gemm::matmul;
 use super::model::{BatchValue, Model};
 use crate::CoreError;
+use crate::gemm::matmul;
 use crate::limits::{array_bytes, check_allocation, total_bytes};
 use crate::network::Regularizer;
 
@@ -206,10 +206,10 @@ impl NetworkModel {
     fn column_norms(w1: ArrayView2<f32>) -> Vec<f64> {
         // One task per block of columns, each summing its rows in order.
         let mut out = vec![0.0f64; w1.ncols()];
-        out.par_chunks_mut(super::gemm::COLUMN_BLOCK)
+        out.par_chunks_mut(crate::gemm::COLUMN_BLOCK)
             .enumerate()
             .for_each(|(block, sums)| {
-                let start = block * super::gemm::COLUMN_BLOCK;
+                let start = block * crate::gemm::COLUMN_BLOCK;
                 for row in w1.rows() {
                     let row = &row.as_slice().expect("row-major")[start..start + sums.len()];
                     for (o, v) in sums.iter_mut().zip(row) {

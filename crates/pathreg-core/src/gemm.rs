@@ -1,4 +1,5 @@
-//! Float32 matrix products whose results do not depend on the thread count.
+//! Matrix products (float32 or float64) whose results do not depend on the
+//! thread count.
 //!
 //! Every product is split into fixed blocks of [`COLUMN_BLOCK`] output
 //! columns; each block is one single-threaded faer product and the blocks run
@@ -11,16 +12,30 @@ use faer_ext::IntoFaer;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
+/// The element types of [`matmul`]: `f32` and `f64`.
+pub trait Scalar: faer::traits::ComplexField + Copy + Send + Sync {
+    /// One.
+    const ONE: Self;
+}
+
+impl Scalar for f32 {
+    const ONE: Self = 1.0;
+}
+
+impl Scalar for f64 {
+    const ONE: Self = 1.0;
+}
+
 /// Output columns computed by one task.
 pub const COLUMN_BLOCK: usize = 512;
 
 /// `out ← a · b` (or `out ← out + a · b` when `accumulate`), in blocks of
 /// [`COLUMN_BLOCK`] columns. Shapes must agree (`a: m × k`, `b: k × n`,
 /// `out: m × n`); callers check them.
-pub fn matmul(
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    mut out: ArrayViewMut2<f32>,
+pub fn matmul<T: Scalar>(
+    a: ArrayView2<T>,
+    b: ArrayView2<T>,
+    mut out: ArrayViewMut2<T>,
     accumulate: bool,
 ) {
     debug_assert_eq!(a.ncols(), b.nrows());
@@ -40,7 +55,7 @@ pub fn matmul(
             accum,
             a.into_faer(),
             b_block.into_faer(),
-            1.0f32,
+            T::ONE,
             Par::Seq,
         );
     });
