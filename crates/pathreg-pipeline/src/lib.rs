@@ -199,6 +199,19 @@ pub enum PipelineError {
         /// What was found.
         reason: String,
     },
+    /// A non-convex run ended below the certified optimum: a bug in the
+    /// solver, the certificate or the objective, never a result.
+    #[error(
+        "{run} reached objective {objective:e}, below the certified lower bound {lower_bound:e} of the convex program over every arrangement; this is a bug (please report it)"
+    )]
+    BelowOptimum {
+        /// Which run.
+        run: String,
+        /// Its final objective.
+        objective: f64,
+        /// The certified lower bound.
+        lower_bound: f64,
+    },
     /// A listing needs data that is not in the data directory (`list` never downloads).
     #[error("{dataset} is not in the data directory {} ({reason}); fetch it with `cargo xtask fetch {dataset}`", data_dir.display())]
     DataNotLocal {

@@ -66,7 +66,7 @@ impl TeacherSpec {
     pub fn apply_sweep(
         &mut self,
         key: &str,
-        value: SweepValue,
+        value: &SweepValue,
         err: &dyn Fn(String) -> PipelineError,
     ) -> Result<(), PipelineError> {
         match key {
@@ -287,7 +287,7 @@ impl ModelSpec {
     pub fn apply_sweep(
         &mut self,
         key: &str,
-        value: SweepValue,
+        value: &SweepValue,
         err: &dyn Fn(String) -> PipelineError,
     ) -> Result<(), PipelineError> {
         match key {

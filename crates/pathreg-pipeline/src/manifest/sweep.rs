@@ -16,13 +16,15 @@ pub const MAX_SWEEP_POINTS: u64 = 10_000_000;
 use crate::PipelineError;
 
 /// A swept value.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(untagged)]
 pub enum SweepValue {
     /// An integer.
     Int(i64),
     /// A float.
     Float(f64),
+    /// A name (such as an optimizer).
+    Text(String),
 }
 
 impl std::fmt::Display for SweepValue {
@@ -30,24 +32,34 @@ impl std::fmt::Display for SweepValue {
         match self {
             SweepValue::Int(v) => write!(f, "{v}"),
             SweepValue::Float(v) => write!(f, "{v}"),
+            SweepValue::Text(v) => write!(f, "{v}"),
         }
     }
 }
 
 impl SweepValue {
-    /// The value as a float.
-    pub fn as_f64(self) -> f64 {
+    /// The value as a float (`NaN` for a name).
+    pub fn as_f64(&self) -> f64 {
         match self {
-            SweepValue::Int(i) => i as f64,
-            SweepValue::Float(f) => f,
+            SweepValue::Int(i) => *i as f64,
+            SweepValue::Float(f) => *f,
+            SweepValue::Text(_) => f64::NAN,
+        }
+    }
+
+    /// The value as a name.
+    pub fn text(&self, err: &dyn Fn(String) -> PipelineError) -> Result<&str, PipelineError> {
+        match self {
+            SweepValue::Text(t) => Ok(t),
+            other => Err(err(format!("every value must be a string, got {other}"))),
         }
     }
 
     /// The value as a count ≥ 1.
-    pub fn count(self, err: &dyn Fn(String) -> PipelineError) -> Result<usize, PipelineError> {
+    pub fn count(&self, err: &dyn Fn(String) -> PipelineError) -> Result<usize, PipelineError> {
         match self {
-            SweepValue::Int(i) if i >= 1 => {
-                usize::try_from(i).map_err(|_| err(format!("{i} is too large")))
+            SweepValue::Int(i) if *i >= 1 => {
+                usize::try_from(*i).map_err(|_| err(format!("{i} is too large")))
             }
             other => Err(err(format!(
                 "every value must be an integer ≥ 1, got {other}"
@@ -56,7 +68,7 @@ impl SweepValue {
     }
 
     /// The value as a positive finite float.
-    pub fn positive(self, err: &dyn Fn(String) -> PipelineError) -> Result<f64, PipelineError> {
+    pub fn positive(&self, err: &dyn Fn(String) -> PipelineError) -> Result<f64, PipelineError> {
         let v = self.as_f64();
         if v.is_nan() || v <= 0.0 || !v.is_finite() {
             return Err(err(format!(
@@ -67,9 +79,9 @@ impl SweepValue {
     }
 
     /// The value as an integer (a replicate tag).
-    pub fn integer(self, err: &dyn Fn(String) -> PipelineError) -> Result<i64, PipelineError> {
+    pub fn integer(&self, err: &dyn Fn(String) -> PipelineError) -> Result<i64, PipelineError> {
         match self {
-            SweepValue::Int(i) => Ok(i),
+            SweepValue::Int(i) => Ok(*i),
             other => Err(err(format!("every value must be an integer, got {other}"))),
         }
     }
@@ -139,9 +151,12 @@ impl Sweep {
                 .map(|item| match item {
                     toml::Value::Integer(i) => Ok(SweepValue::Int(*i)),
                     toml::Value::Float(f) => Ok(SweepValue::Float(*f)),
-                    other => {
-                        Err(v.error(value.span(), &full_key, format!("{other} is not a number")))
-                    }
+                    toml::Value::String(t) => Ok(SweepValue::Text(t.clone())),
+                    other => Err(v.error(
+                        value.span(),
+                        &full_key,
+                        format!("{other} is not a number or a string"),
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             lists.push((key.clone(), value.span(), values));
@@ -177,7 +192,7 @@ impl Sweep {
                     let mut extended = cell.clone();
                     extended.extend(axis.iter().map(|&i| Assignment {
                         key: lists[i].0.clone(),
-                        value: lists[i].2[step],
+                        value: lists[i].2[step].clone(),
                         span: lists[i].1.clone(),
                     }));
                     next.push(extended);
@@ -219,7 +234,10 @@ impl Sweep {
 
     /// A cell's `(key, value)` coordinates, in manifest order of the keys.
     fn coords(&self, cell: &[Assignment]) -> Coords {
-        let mut coords: Coords = cell.iter().map(|a| (a.key.clone(), a.value)).collect();
+        let mut coords: Coords = cell
+            .iter()
+            .map(|a| (a.key.clone(), a.value.clone()))
+            .collect();
         coords.sort_by_key(|(k, _)| self.keys.iter().position(|x| x == k));
         coords
     }

@@ -105,9 +105,9 @@ impl LowRankPoint {
         match a.key.as_str() {
             "data.seed" => self.data_tag = Some(a.value.integer(&err)?),
             "data.n" | "data.d" | "data.noise" => {
-                self.data.teacher.apply_sweep(&a.key, a.value, &err)?;
+                self.data.teacher.apply_sweep(&a.key, &a.value, &err)?;
             }
-            _ => self.model.apply_sweep(&a.key, a.value, &err)?,
+            _ => self.model.apply_sweep(&a.key, &a.value, &err)?,
         }
         Ok(())
     }

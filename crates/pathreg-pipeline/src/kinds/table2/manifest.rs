@@ -85,17 +85,17 @@ impl Point {
                 let DataSpec::Teacher(teacher) = &mut self.data else {
                     return Err(err("only applies to source = \"teacher\"".into()));
                 };
-                teacher.apply_sweep(&a.key, a.value, &err)?;
+                teacher.apply_sweep(&a.key, &a.value, &err)?;
             }
             "model.m1" | "model.m2" | "model.beta" => {
-                self.model.apply_sweep(&a.key, a.value, &err)?;
+                self.model.apply_sweep(&a.key, &a.value, &err)?;
             }
             "arrangements.draws" => self.arrangements.draws = a.value.count(&err)?,
             key => {
                 let Some(nc) = &mut self.nonconvex else {
                     return Err(err("needs a [nonconvex] section".into()));
                 };
-                nc.apply_sweep(key, a.value, &err)?;
+                nc.apply_sweep(key, &a.value, &err)?;
             }
         }
         Ok(())
@@ -113,6 +113,7 @@ pub const SWEEP_KEYS: &[&str] = &[
     "model.m2",
     "model.beta",
     "arrangements.draws",
+    "nonconvex.optimizer",
     "nonconvex.lr",
     "nonconvex.momentum",
     "nonconvex.epochs",
@@ -146,13 +147,29 @@ impl NonconvexSpec {
     fn apply_sweep(
         &mut self,
         key: &str,
-        value: SweepValue,
+        value: &SweepValue,
         err: &dyn Fn(String) -> PipelineError,
     ) -> Result<(), PipelineError> {
         match key {
             "nonconvex.epochs" => self.epochs = value.count(err)?,
             "nonconvex.batch_size" => self.batch_size = value.count(err)?,
             "nonconvex.runs" => self.runs = value.count(err)?,
+            "nonconvex.optimizer" => {
+                let lr = self.optimizer.lr();
+                self.optimizer = match (value.text(err)?, self.optimizer) {
+                    ("sgd", sgd @ Optimizer::Sgd { .. }) => sgd,
+                    ("sgd", _) => Optimizer::Sgd {
+                        lr,
+                        momentum: Self::DEFAULT_MOMENTUM,
+                    },
+                    ("adam", _) => Optimizer::adam(lr),
+                    (other, _) => {
+                        return Err(err(format!(
+                            "{other:?} is not an optimizer; expected \"sgd\" or \"adam\" (Adam uses nonconvex.lr)"
+                        )));
+                    }
+                };
+            }
             "nonconvex.lr" => {
                 let v = value.positive(err)?;
                 self.optimizer = self.optimizer.with_lr(v);

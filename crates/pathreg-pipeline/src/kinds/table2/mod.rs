@@ -5,6 +5,7 @@
 pub mod manifest;
 mod report;
 mod run;
+mod success;
 
 use crate::PipelineError;
 use crate::engine::cache::Cache;
@@ -39,6 +40,7 @@ impl crate::engine::Experiment for Experiment {
 
     fn run<'a>(&'a self, run: &mut Run<'_>) -> Result<Report<'a>, PipelineError> {
         let (inputs, sets, results) = run::run_cells(self, run)?;
+        success::run_gaps(&inputs, &results)?;
         Ok(Report {
             rows: report::hash_inputs(&results),
             details: report::details(&inputs, &sets, &results),

@@ -11,6 +11,7 @@ use pathreg_report::{
 };
 
 use super::run::{CellResult, Inputs, LoadedArrangements};
+use super::success;
 use crate::PipelineError;
 use crate::engine::hashing::HashInput;
 use crate::manifest::sweep::SweepValue;
@@ -66,13 +67,32 @@ pub(super) fn write(
             )?;
         }
     }
-    write_atomic(
-        &staging.join("table.md"),
-        markdown(inputs, results).as_bytes(),
-    )?;
+    let gaps = success::run_gaps(inputs, results)?;
+    let rates = success::success_rates(&gaps);
+    let many_datasets = inputs.data.len() > 1 && !rates.is_empty();
+    let mut text = markdown(inputs, results);
+    if many_datasets {
+        // The summary goes first: it is what a sweep over datasets is for.
+        let summary = success::markdown(&rates, inputs.data.len());
+        let split = text.find("\n## ").unwrap_or(text.len());
+        text = format!(
+            "{}\n{summary}\n## Every run\n{}",
+            &text[..split],
+            &text[split..]
+        );
+        success::write_figures(staging, &inputs.experiment.name, &rates, &gaps)?;
+    }
+    write_atomic(&staging.join("table.md"), text.as_bytes())?;
     write_csv(&curves_table(results)?, &staging.join("curves.csv"))?;
-    write_figures(staging, inputs, results)
+    if groups(inputs).len() <= MAX_CURVE_FIGURE_GROUPS {
+        write_curve_figures(staging, inputs, results)?;
+    }
+    Ok(())
 }
+
+/// Sweeps with more groups (coordinates other than K) than this get no
+/// per-K curve figures: their curves stay in curves.csv.
+const MAX_CURVE_FIGURE_GROUPS: usize = 4;
 
 /// run.json's details: every dataset, arrangement set and convex solve.
 pub(super) fn details(
@@ -135,21 +155,19 @@ fn results_table(inputs: &Inputs<'_>, results: &[CellResult]) -> Result<Table, P
     table.push_column("K", ints(&|r| r.k as i64))?;
     table.push_column("run", ints(&|r| r.run as i64))?;
     for key in inputs.experiment.sweep_keys.iter().filter(|k| *k != "K") {
-        let value = |r: &CellResult| r.coords.iter().find(|(k, _)| k == key).map(|(_, v)| *v);
-        let all_int = results
-            .iter()
-            .all(|r| matches!(value(r), Some(SweepValue::Int(_))));
-        let column = if all_int {
-            ints(&|r| match value(r) {
-                Some(SweepValue::Int(i)) => i,
+        fn value<'r>(r: &'r CellResult, key: &str) -> Option<&'r SweepValue> {
+            r.coords.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        }
+        let all = |f: fn(&SweepValue) -> bool| results.iter().all(|r| value(r, key).is_some_and(f));
+        let column = if all(|v| matches!(v, SweepValue::Int(_))) {
+            ints(&|r| match value(r, key) {
+                Some(SweepValue::Int(i)) => *i,
                 _ => 0,
             })
+        } else if all(|v| matches!(v, SweepValue::Text(_))) {
+            strings(&|r| value(r, key).map_or_else(String::new, ToString::to_string))
         } else {
-            floats(&|r| match value(r) {
-                Some(SweepValue::Int(i)) => i as f64,
-                Some(SweepValue::Float(f)) => f,
-                None => f64::NAN,
-            })
+            floats(&|r| value(r, key).map_or(f64::NAN, SweepValue::as_f64))
         };
         table.push_column(key, column)?;
     }
@@ -243,7 +261,6 @@ fn markdown(inputs: &Inputs<'_>, results: &[CellResult]) -> String {
         .filter_map(|p| p.nonconvex.map(|nc| nc.runs))
         .max()
         .unwrap_or(0);
-    let method = e.nonconvex.map_or("non-convex", |nc| nc.optimizer.name());
     let mut out = String::new();
     let _ = writeln!(out, "# {}\n", e.name);
     if !e.description.is_empty() {
@@ -259,6 +276,10 @@ fn markdown(inputs: &Inputs<'_>, results: &[CellResult]) -> String {
         if !label.is_empty() {
             let _ = writeln!(out, "\n## {label}\n");
         }
+        let method = points
+            .first()
+            .and_then(|&pi| e.points[pi].nonconvex)
+            .map_or("non-convex", |nc| nc.optimizer.name());
         let mut header: Vec<String> = vec!["K".into(), "".into()];
         header.extend((1..=runs).map(|r| format!("{} run #{r}", method.to_uppercase())));
         header.push("Convex (ours)".into());
@@ -377,10 +398,22 @@ fn markdown(inputs: &Inputs<'_>, results: &[CellResult]) -> String {
         );
     }
     if let Some(nc) = &e.nonconvex {
+        let mut optimizers: Vec<String> = Vec::new();
+        for p in &e.points {
+            let name = p
+                .nonconvex
+                .map_or(String::new(), |nc| format!("{:?}", nc.optimizer));
+            if !optimizers.contains(&name) {
+                optimizers.push(name);
+            }
+        }
         let _ = writeln!(
             out,
-            "- Non-convex runs: {:?}, {} epochs, batch size {}, {:?} regularizer, LeCun-normal initialization; seeds in results.csv.",
-            nc.optimizer, nc.epochs, nc.batch_size, nc.regularizer
+            "- Non-convex runs: {}, {} epochs, batch size {}, {:?} regularizer, LeCun-normal initialization; seeds in results.csv.",
+            optimizers.join(" and "),
+            nc.epochs,
+            nc.batch_size,
+            nc.regularizer
         );
         if let Some(change) = final_relative_change(results) {
             let _ = writeln!(
@@ -393,7 +426,7 @@ fn markdown(inputs: &Inputs<'_>, results: &[CellResult]) -> String {
     out
 }
 
-fn write_figures(
+fn write_curve_figures(
     dir: &Path,
     inputs: &Inputs<'_>,
     results: &[CellResult],
