@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pathreg_data::DataError;
-use pathreg_pipeline::{Limits, PipelineError, Planned, Progress, RunOptions, RunSummary};
+use pathreg_pipeline::{
+    Limits, PipelineError, Planned, Progress, RunOptions, RunSummary, Shard, ShardSummary,
+};
 
 /// Reads and checks every manifest before any of them runs (valid, distinct
 /// names, output folders free), so a bad manifest fails before any work.
@@ -86,25 +88,32 @@ pub fn experiment_name(summary: &RunSummary) -> String {
         .unwrap_or_default()
 }
 
-/// Runs one manifest with a progress bar (unless quiet or not a terminal) and
-/// reports its summary on stderr; a failed download gets a hint on working offline.
-pub fn run_one(planned: &Planned, common: &CommonArgs, root: &Path) -> Result<RunSummary> {
-    let manifest = planned.path();
-    let outputs = common.outputs_root(root);
-    let quiet = common.quiet;
+/// The run options of `planned` with a progress bar (hidden when quiet or
+/// not a terminal).
+///
+/// With `log_cells`, a run whose stderr is no terminal (a cluster job's log)
+/// prints one line per finished cell instead, unless quiet.
+fn options_with_bar(
+    planned: &Planned,
+    common: &CommonArgs,
+    root: &Path,
+    log_cells: bool,
+) -> (RunOptions, ProgressBar) {
     let bar = ProgressBar::new(0);
-    if quiet || !std::io::stderr().is_terminal() {
+    let terminal = std::io::stderr().is_terminal();
+    if common.quiet || !terminal {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
+    let log_cells = log_cells && !terminal && !common.quiet;
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} cells {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_prefix(manifest.display().to_string());
+    bar.set_prefix(planned.path().display().to_string());
     let shared = Mutex::new(bar.clone());
     let options = RunOptions {
-        outputs_root: outputs,
+        outputs_root: common.outputs_root(root),
         workspace_root: root.to_path_buf(),
         cache_root: (!common.no_cache).then(|| cache_dir(common.cache_dir.clone(), root)),
         progress: Box::new(move |event| {
@@ -119,32 +128,73 @@ pub fn run_one(planned: &Planned, common: &CommonArgs, root: &Path) -> Result<Ru
                     bar.set_message("fitting");
                 }
                 Progress::CellDone(label) => {
+                    if log_cells {
+                        eprintln!("done {label}");
+                    }
                     bar.inc(1);
                     bar.set_message(label);
                 }
             }
         }),
     };
-    let summary = planned.run(&options).map_err(|e| {
-        let offline = matches!(
-            &e,
-            PipelineError::Data(DataError::Fetch { .. } | DataError::AllSourcesFailed { .. })
-        );
-        let hint = if offline {
-            "\nhint: without internet access, point PATHREG_MIRROR (or `cargo xtask fetch --mirror`) at a \
-             folder laid out like uci/<name>/…, mnist/… (e.g. ../shared/datasets), or adopt files with \
-             `cargo xtask fetch --import <dir>`"
-        } else {
-            ""
-        };
-        let message = e.to_string();
-        let place = manifest.display().to_string();
-        if message.starts_with(&place) {
-            anyhow::anyhow!("{message}{hint}")
-        } else {
-            anyhow::anyhow!("running {place}: {message}{hint}")
-        }
-    })?;
+    (options, bar)
+}
+
+/// `e` with the manifest's path in front (unless it names it already) and,
+/// for a failed download, a hint on working offline.
+fn explained(e: PipelineError, manifest: &Path) -> anyhow::Error {
+    let offline = matches!(
+        &e,
+        PipelineError::Data(DataError::Fetch { .. } | DataError::AllSourcesFailed { .. })
+    );
+    let hint = if offline {
+        "\nhint: without internet access, point PATHREG_MIRROR (or `cargo xtask fetch --mirror`) at a \
+         folder laid out like uci/<name>/…, mnist/… (e.g. ../shared/datasets), or adopt files with \
+         `cargo xtask fetch --import <dir>`"
+    } else {
+        ""
+    };
+    let message = e.to_string();
+    let place = manifest.display().to_string();
+    if message.starts_with(&place) {
+        anyhow::anyhow!("{message}{hint}")
+    } else {
+        anyhow::anyhow!("running {place}: {message}{hint}")
+    }
+}
+
+/// Runs shard `shard` of one manifest (its share of the cells into the
+/// cache, no outputs) and prints what it did on stdout.
+pub fn run_shard_one(
+    planned: &Planned,
+    common: &CommonArgs,
+    root: &Path,
+    shard: Shard,
+) -> Result<ShardSummary> {
+    let (options, bar) = options_with_bar(planned, common, root, true);
+    let summary = planned
+        .run_shard(&options, shard)
+        .map_err(|e| explained(e, planned.path()))?;
+    bar.finish_and_clear();
+    println!(
+        "shard {}/{} of {}: computed {}, loaded {}, left {} to other shards; no outputs written",
+        shard.index,
+        shard.count,
+        planned.path().display(),
+        summary.computed,
+        summary.loaded,
+        summary.left_to_others
+    );
+    Ok(summary)
+}
+
+/// Runs one manifest with a progress bar (unless quiet or not a terminal) and
+/// reports its summary on stderr; a failed download gets a hint on working offline.
+pub fn run_one(planned: &Planned, common: &CommonArgs, root: &Path) -> Result<RunSummary> {
+    let manifest = planned.path();
+    let quiet = common.quiet;
+    let (options, bar) = options_with_bar(planned, common, root, false);
+    let summary = planned.run(&options).map_err(|e| explained(e, manifest))?;
     bar.finish_and_clear();
     if !quiet {
         eprintln!(

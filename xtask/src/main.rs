@@ -6,6 +6,7 @@
 //! - `cargo xtask list` / `clean` inspect and remove the cache ([`list`], [`clean`]).
 //! - `cargo xtask bench` times the Table 2 pipeline stages and reports medians ([`bench`]).
 //! - `cargo xtask fetch` downloads and verifies the pinned dataset files ([`fetch`]).
+//! - `cargo xtask slurm` / `slurm-local` run shards on a Slurm cluster and start a local one ([`slurm`]).
 //! - `cargo xtask fuzz` feeds mutated seed files to every parser ([`fuzz`]).
 //!
 //! [`common`] holds what they share: the `run`/`verify` flags, the default
@@ -18,6 +19,7 @@ mod fetch;
 mod fuzz;
 mod list;
 mod run;
+mod slurm;
 mod verify;
 
 use std::process::ExitCode;
@@ -51,6 +53,11 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Download, copy from a mirror or import the pinned dataset files, verified.
     Fetch(fetch::FetchArgs),
+    /// Write (and with --submit, submit) the Slurm job array of shards and
+    /// the job that assembles outputs/ once every shard succeeded.
+    Slurm(slurm::SlurmArgs),
+    /// Start or stop a one-node Slurm cluster on this machine (for tests).
+    SlurmLocal(slurm::SlurmLocalArgs),
     /// Feed structure-aware mutations of real seed files to every parser;
     /// exits non-zero on a panic, hang or broken promise, with the input dumped.
     Fuzz(fuzz::FuzzArgs),
@@ -77,6 +84,8 @@ fn real_main() -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args, &root),
         Command::Fetch(args) => fetch::run(args),
         Command::Fuzz(args) => fuzz::run(args, &root),
+        Command::Slurm(args) => slurm::run(args, &root),
+        Command::SlurmLocal(args) => slurm::run_local(args),
     }
 }
 

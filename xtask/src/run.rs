@@ -1,6 +1,7 @@
 //! `cargo xtask run [manifest…] [--update-lock]`: run experiment manifests
 //! (default: the synthetic Table 2 one), write `outputs/<name>/` and, with
-//! `--update-lock`, record the results' hashes in the lock.
+//! `--update-lock`, record the results' hashes in the lock; with
+//! `--shard I/N`, compute one shard's cells into the cache only.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +9,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 use pathreg_pipeline::lock::LockFile;
 
-use crate::common::{CommonArgs, experiment_name, plan_all, run_one};
+use pathreg_pipeline::Shard;
+
+use crate::common::{CommonArgs, experiment_name, plan_all, run_one, run_shard_one};
 
 /// Arguments of `cargo xtask run`.
 #[derive(clap::Args)]
@@ -21,6 +24,33 @@ pub struct RunArgs {
     /// Record the results' hashes in outputs/results.lock.
     #[arg(long)]
     update_lock: bool,
+    /// Compute only shard I of N (0 ≤ I < N) of every manifest's cells into
+    /// the cache and write no outputs; a later run without --shard, with
+    /// the same cache, assembles the outputs (see `cargo xtask slurm`).
+    #[arg(long, value_name = "I/N", value_parser = parse_shard, conflicts_with = "update_lock")]
+    shard: Option<Shard>,
+}
+
+/// `I/N` with `0 ≤ I < N`.
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (index, count) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not I/N (e.g. 0/4)"))?;
+    let number = |part: &str, what: &str| {
+        part.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{what} {part:?} in {text:?} is not a whole number"))
+    };
+    let shard = Shard {
+        index: number(index, "index")?,
+        count: number(count, "count")?,
+    };
+    if shard.count == 0 || shard.index >= shard.count {
+        return Err(format!(
+            "shard {text:?} does not exist: I must be 0 to N − 1 and N at least 1"
+        ));
+    }
+    Ok(shard)
 }
 
 /// Runs `cargo xtask run`.
@@ -39,7 +69,14 @@ pub fn run(args: RunArgs, root: &Path) -> Result<ExitCode> {
         }
         LockFile::default()
     };
-    for planned in plan_all(&manifests, &args.common, root)? {
+    let planned = plan_all(&manifests, &args.common, root)?;
+    if let Some(shard) = args.shard {
+        for p in &planned {
+            run_shard_one(p, &args.common, root, shard)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for planned in planned {
         let summary = run_one(&planned, &args.common, root)?;
         if args.update_lock {
             lock.record(

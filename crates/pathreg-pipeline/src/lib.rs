@@ -17,7 +17,9 @@ pub mod stages;
 
 use std::path::{Path, PathBuf};
 
-pub use engine::{Progress, RunOptions, RunSummary, cache, results_lock as lock, seeds};
+pub use engine::{
+    Progress, RunOptions, RunSummary, Shard, ShardSummary, cache, results_lock as lock, seeds,
+};
 use manifest::ManifestFile;
 pub use manifest::budget::Limits;
 
@@ -47,6 +49,15 @@ impl Planned {
             &self.file,
             options,
         )
+    }
+
+    /// Runs shard `shard` of it: that shard's cells into the cache, no outputs.
+    pub fn run_shard(
+        &self,
+        options: &RunOptions,
+        shard: Shard,
+    ) -> Result<ShardSummary, PipelineError> {
+        engine::execute_shard(self.experiment.as_ref(), options, shard)
     }
 
     /// Each cell's label and whether its result is in the cache at
@@ -198,6 +209,24 @@ pub enum PipelineError {
         stage: usize,
         /// What was found.
         reason: String,
+    },
+    /// Internal: a shard finished its share of a cell loop whose other cells
+    /// are not cached yet, so the kind cannot go on (never shown: the shard
+    /// run reports its summary).
+    #[error("this shard's cells are done; the others are left to their shards")]
+    ShardDone,
+    /// `--shard` without a cache to put the results in.
+    #[error(
+        "a shard run needs a cache (drop --no-cache): its results reach the assembling run only through it"
+    )]
+    ShardWithoutCache,
+    /// A shard outside `0..count`.
+    #[error("shard {index}/{count} does not exist: shards are numbered 0 to count − 1 (count ≥ 1)")]
+    BadShard {
+        /// The index asked for.
+        index: usize,
+        /// The count asked for.
+        count: usize,
     },
     /// A non-convex run ended below the certified optimum: a bug in the
     /// solver, the certificate or the objective, never a result.

@@ -15,6 +15,22 @@
 //! entry or none; every load re-checks the frame, and a corrupt, truncated or
 //! misplaced entry is reported and recomputed.
 //!
+//! # Many hosts, one cache
+//!
+//! Shards of one run on a cluster ([`crate::engine::Shard`]) share one cache
+//! on a network file system, with no lock across hosts: nothing here rests
+//! on advisory locks, which NFS does not promise to honour between clients.
+//! What the code assumes is what NFSv3/v4 give: a rename within one
+//! directory is atomic on the server (a reader opens the old entry, the new
+//! one, or none), and close-to-open consistency (a client that opens a file
+//! after its writer closed it sees the whole of it; we also fsync before the
+//! rename). Attribute caching may hide a fresh entry from another client for
+//! a few seconds: it is then recomputed, bit for bit the same, and one of the
+//! two renames wins. A torn or stale read fails the frame's checksum and is
+//! recomputed, never used. Temporary files carry their host as well as their
+//! pid (`.tmp-<pid>.<host>-…`), and a writer removes only the stale
+//! temporaries of its own host: another host's pid means nothing here.
+//!
 //! The root holds a `CACHEDIR.TAG` marker (the cache-directory standard's
 //! signature, then the format version), written with the first entry;
 //! [`Cache::clean`] deletes only inside a marked root, and only files it
@@ -156,6 +172,38 @@ impl Cache {
             .is_some_and(|bytes| unframe(&bytes, key).is_ok())
     }
 
+    /// Loads `key`'s payload when a whole, valid entry is there (a corrupt
+    /// or misplaced one is reported and counts as absent).
+    pub fn get<T>(&self, key: &CacheKey, decode: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
+        if let Some(dir) = self.entry_path(key).as_deref().and_then(Path::parent) {
+            remove_stale_temporaries(dir);
+        }
+        let path = self.entry_path(key)?;
+        let bytes = read_entry(&path)?;
+        match unframe(&bytes, key).and_then(|p| decode(p).ok_or(Rejected::Corrupt)) {
+            Ok(value) => {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                Some(value)
+            }
+            Err(Rejected::Corrupt) => {
+                self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "warning: cache entry {} is corrupt or truncated; recomputing it",
+                    path.display()
+                );
+                None
+            }
+            Err(Rejected::Misplaced(owner)) => {
+                self.stats.misplaced.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "warning: cache entry {} belongs to {owner}, not to this key; recomputing it",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+
     /// Loads `key`'s payload, or computes it with `compute` and stores it.
     /// `decode` failures on a well-framed entry also count as corruption.
     pub fn get_or_compute<T>(
@@ -165,32 +213,8 @@ impl Cache {
         decode: impl Fn(&[u8]) -> Option<T>,
         compute: impl FnOnce() -> Result<T, PipelineError>,
     ) -> Result<(T, bool), PipelineError> {
-        if let Some(dir) = self.entry_path(key).as_deref().and_then(Path::parent) {
-            remove_stale_temporaries(dir);
-        }
-        if let Some(path) = self.entry_path(key)
-            && let Some(bytes) = read_entry(&path)
-        {
-            match unframe(&bytes, key).and_then(|p| decode(p).ok_or(Rejected::Corrupt)) {
-                Ok(value) => {
-                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok((value, true));
-                }
-                Err(Rejected::Corrupt) => {
-                    self.stats.corrupt.fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
-                        "warning: cache entry {} is corrupt or truncated; recomputing it",
-                        path.display()
-                    );
-                }
-                Err(Rejected::Misplaced(owner)) => {
-                    self.stats.misplaced.fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
-                        "warning: cache entry {} belongs to {owner}, not to this key; recomputing it",
-                        path.display()
-                    );
-                }
-            }
+        if let Some(value) = self.get(key, decode) {
+            return Ok((value, true));
         }
         let value = compute()?;
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
@@ -306,7 +330,7 @@ fn is_entry(path: &Path, name: &str, shard: &str) -> bool {
 /// A temporary file `store` left behind when its process was killed (or of
 /// the first format, `.tmpXXXXXX`).
 fn is_temporary(name: &str) -> bool {
-    temporary_pid(name).is_some() || (name.len() == 10 && name.starts_with(".tmp"))
+    temporary_writer(name).is_some() || (name.len() == 10 && name.starts_with(".tmp"))
 }
 
 /// Writes the root's marker unless it is there.
@@ -388,13 +412,28 @@ fn read_entry(path: &Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
-/// The prefix of this process's temporary files: `.tmp-<pid>-`.
-fn temporary_prefix() -> String {
-    format!(".tmp-{}-", std::process::id())
+/// A short tag of this host's name: the first 8 hex digits of its SHA-256
+/// (host names may hold `-` and `.`, the tag holds neither).
+fn host_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .unwrap_or_default();
+        let digest = Sha256::digest(name.trim().as_bytes());
+        digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+    })
 }
 
-/// Removes temporary files in `dir` left by writers that were killed (their
-/// pid is gone, checked under `/proc`; where there is no `/proc`, nothing).
+/// The prefix of this process's temporary files: `.tmp-<pid>.<host tag>-`.
+fn temporary_prefix() -> String {
+    format!(".tmp-{}.{}-", std::process::id(), host_tag())
+}
+
+/// Removes temporary files in `dir` left by writers of this host that were
+/// killed (their pid is gone, checked under `/proc`; where there is no
+/// `/proc`, nothing). Files of other hosts are left alone; `clean` removes
+/// them when the whole cluster is idle.
 fn remove_stale_temporaries(dir: &Path) {
     if !Path::new("/proc/self").exists() {
         return;
@@ -404,17 +443,24 @@ fn remove_stale_temporaries(dir: &Path) {
     };
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let dead = temporary_pid(&name)
-            .is_some_and(|pid| !Path::new("/proc").join(pid.to_string()).exists());
+        let dead = temporary_writer(&name).is_some_and(|(pid, host)| {
+            host.is_none_or(|h| h == host_tag())
+                && !Path::new("/proc").join(pid.to_string()).exists()
+        });
         if dead && entry.file_type().is_ok_and(|t| t.is_file()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
 }
 
-/// The writer's pid in a temporary file's name `.tmp-<pid>-<random>`.
-fn temporary_pid(name: &str) -> Option<u32> {
-    name.strip_prefix(".tmp-")?.split('-').next()?.parse().ok()
+/// The writer of a temporary file `.tmp-<pid>.<host tag>-<random>`: its pid
+/// and host tag (none in the older `.tmp-<pid>-<random>`).
+fn temporary_writer(name: &str) -> Option<(u32, Option<&str>)> {
+    let writer = name.strip_prefix(".tmp-")?.split('-').next()?;
+    match writer.split_once('.') {
+        Some((pid, host)) => Some((pid.parse().ok()?, Some(host))),
+        None => Some((writer.parse().ok()?, None)),
+    }
 }
 
 fn store(path: &Path, framed: &[u8]) -> Result<(), PipelineError> {
@@ -624,6 +670,11 @@ mod tests {
         std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
         let stale = shard.join(".tmp-4194999-AbCdEf");
         std::fs::write(&stale, "partial").unwrap();
+        let ours = shard.join(format!(".tmp-4194998.{}-AbCdEf", host_tag()));
+        std::fs::write(&ours, "partial").unwrap();
+        // Another host's writer, whose pid says nothing here: never touched.
+        let theirs = shard.join(".tmp-4194997.0badcafe-AbCdEf");
+        std::fs::write(&theirs, "being written").unwrap();
         let enc = |v: &Vec<u8>| v.clone();
         let dec = |b: &[u8]| Some(b.to_vec());
         let (v, hit) = cache
@@ -635,6 +686,8 @@ mod tests {
             "the link is replaced"
         );
         assert!(!stale.exists(), "a dead writer's temporary file is removed");
-        assert_eq!(std::fs::read_dir(&shard).unwrap().count(), 1);
+        assert!(!ours.exists(), "so is one of this host's");
+        assert!(theirs.is_file(), "another host's temporary file stays");
+        assert_eq!(std::fs::read_dir(&shard).unwrap().count(), 2);
     }
 }

@@ -106,6 +106,61 @@ pub trait Cell: Sync {
     fn label(&self) -> String;
     /// Computes the result; `cache` serves the stages the cell reuses.
     fn compute(&self, cache: &Cache) -> Result<Self::Output, PipelineError>;
+    /// A relative estimate of the cell's work, which balances the cells
+    /// over shards ([`Shard`]); cells of equal cost by default.
+    fn cost(&self) -> f64 {
+        1.0
+    }
+}
+
+/// Shard `index` of `count` (0-based, as Slurm's `SLURM_ARRAY_TASK_ID`): a
+/// run that computes only its share of every cell loop into the cache and
+/// writes no outputs. Shards share nothing but the cache; the run that
+/// assembles the outputs afterwards finds every cell cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard, `0 ≤ index < count`.
+    pub index: usize,
+    /// Shards in all, at least one.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Which shard computes each cell: the longest-processing-time rule over
+    /// the cells' [`Cell::cost`] (most costly first, ties in cell order, each
+    /// to the least-loaded shard, ties to the lowest index). It depends only
+    /// on the cells, so every shard derives the same assignment.
+    pub fn assign(count: usize, costs: &[f64]) -> Vec<usize> {
+        let count = count.max(1);
+        let mut order: Vec<usize> = (0..costs.len()).collect();
+        let cost = |i: usize| {
+            let c = costs[i];
+            if c.is_finite() && c > 0.0 { c } else { 1.0 }
+        };
+        order.sort_by(|a, b| cost(*b).total_cmp(&cost(*a)).then(a.cmp(b)));
+        let mut load = vec![0.0f64; count];
+        let mut owner = vec![0; costs.len()];
+        for i in order {
+            let lightest = (0..count)
+                .min_by(|a, b| load[*a].total_cmp(&load[*b]).then(a.cmp(b)))
+                .unwrap_or(0);
+            owner[i] = lightest;
+            load[lightest] += cost(i);
+        }
+        owner
+    }
+}
+
+/// What one shard did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSummary {
+    /// Cells of this shard computed now.
+    pub computed: usize,
+    /// Cells found in the cache (this shard's, or others' it read).
+    pub loaded: usize,
+    /// Cells of other shards not yet in the cache (0: every cell of the
+    /// experiment is cached, and the assembling run computes nothing).
+    pub left_to_others: usize,
 }
 
 /// A cell's result and whether it came from the cache.
@@ -135,15 +190,20 @@ pub struct Run<'o> {
     cache: Cache,
     start: Instant,
     stage_times: BTreeMap<String, f64>,
+    shard: Option<Shard>,
+    /// Cells of other shards found missing so far (shard runs only).
+    left_to_others: usize,
 }
 
 impl<'o> Run<'o> {
-    fn new(options: &'o RunOptions) -> Self {
+    fn new(options: &'o RunOptions, shard: Option<Shard>) -> Self {
         Self {
             options,
             cache: Cache::new(options.cache_root.clone()),
             start: Instant::now(),
             stage_times: BTreeMap::new(),
+            shard,
+            left_to_others: 0,
         }
     }
 
@@ -196,7 +256,7 @@ impl<'o> Run<'o> {
         cells: &[C],
     ) -> Result<Vec<Computed<C::Output>>, PipelineError> {
         self.cell_loop(cells, |cells, one| {
-            cells.par_iter().with_max_len(1).map(one).collect()
+            cells.par_iter().with_max_len(1).map(|c| one(c)).collect()
         })
     }
 
@@ -206,19 +266,34 @@ impl<'o> Run<'o> {
         &mut self,
         cells: &[C],
     ) -> Result<Vec<Computed<C::Output>>, PipelineError> {
-        self.cell_loop(cells, |cells, one| cells.iter().map(one).collect())
+        self.cell_loop(cells, |cells, one| cells.iter().map(|c| one(c)).collect())
     }
 
+    /// Computes `cells` (in a shard run, only the shard's share: see
+    /// [`Self::merge_shard`]) by `each`, through the cache.
     fn cell_loop<C: Cell>(
         &mut self,
         cells: &[C],
         each: impl FnOnce(
-            &[C],
+            &[&C],
             &(dyn Fn(&C) -> Result<Computed<C::Output>, PipelineError> + Sync),
         ) -> Result<Vec<Computed<C::Output>>, PipelineError>,
     ) -> Result<Vec<Computed<C::Output>>, PipelineError> {
+        let owners = self.shard.map(|shard| {
+            let costs: Vec<f64> = cells.iter().map(Cell::cost).collect();
+            (shard.index, Shard::assign(shard.count, &costs))
+        });
+        let todo: Vec<&C> = match &owners {
+            None => cells.iter().collect(),
+            Some((index, owner)) => cells
+                .iter()
+                .zip(owner)
+                .filter(|(_, o)| *o == index)
+                .map(|(c, _)| c)
+                .collect(),
+        };
         let progress = &self.options.progress;
-        progress(Progress::CellsStarted(cells.len()));
+        progress(Progress::CellsStarted(todo.len()));
         let start = Instant::now();
         let cache = &self.cache;
         let one = |cell: &C| {
@@ -231,8 +306,50 @@ impl<'o> Run<'o> {
             progress(Progress::CellDone(cell.label()));
             Ok(Computed { value, cached })
         };
-        let results = each(cells, &one)?;
+        let computed = each(&todo, &one)?;
+        let results = match owners {
+            None => Ok(computed),
+            Some((index, owner)) => self.merge_shard(cells, index, &owner, computed),
+        };
         self.record_time("cells", start.elapsed().as_secs_f64());
+        results
+    }
+
+    /// A shard's results in `cells` order: its own, computed, and the other
+    /// shards' from the cache. When one is not cached yet the kind cannot go
+    /// on: the shard's work is done, and the run stops with
+    /// [`PipelineError::ShardDone`]. When all are there the kind goes on to
+    /// its next cell loop, which is sharded in turn.
+    fn merge_shard<C: Cell>(
+        &mut self,
+        cells: &[C],
+        index: usize,
+        owner: &[usize],
+        computed: Vec<Computed<C::Output>>,
+    ) -> Result<Vec<Computed<C::Output>>, PipelineError> {
+        let mut own = computed.into_iter();
+        let mut results = Vec::with_capacity(cells.len());
+        let mut missing = 0;
+        for (cell, o) in cells.iter().zip(owner) {
+            let found = if *o == index {
+                own.next()
+            } else {
+                self.cache
+                    .get(&cell.key(), |b| bincode::deserialize(b).ok())
+                    .map(|value| Computed {
+                        value,
+                        cached: true,
+                    })
+            };
+            match found {
+                Some(result) => results.push(result),
+                None => missing += 1,
+            }
+        }
+        if missing > 0 {
+            self.left_to_others += missing;
+            return Err(PipelineError::ShardDone);
+        }
         Ok(results)
     }
 }
@@ -255,7 +372,7 @@ pub fn execute(
 ) -> Result<RunSummary, PipelineError> {
     output::check_output_dir(&options.outputs_root.join(experiment.name()))?;
     let _lock = run_lock::RunLock::acquire(&options.outputs_root, experiment.name())?;
-    let mut run = Run::new(options);
+    let mut run = Run::new(options, None);
     let report = experiment.run(&mut run)?;
     let hashes = hash_rows(&report.rows);
     let identity = Identity {
@@ -291,6 +408,35 @@ pub fn execute(
     })
 }
 
+/// Runs shard `shard` of `experiment`: its share of the cells into the
+/// cache, no outputs, no run lock (shards of one experiment run at once, on
+/// many hosts). Needs a cache.
+pub fn execute_shard(
+    experiment: &dyn Experiment,
+    options: &RunOptions,
+    shard: Shard,
+) -> Result<ShardSummary, PipelineError> {
+    if options.cache_root.is_none() {
+        return Err(PipelineError::ShardWithoutCache);
+    }
+    if shard.count == 0 || shard.index >= shard.count {
+        return Err(PipelineError::BadShard {
+            index: shard.index,
+            count: shard.count,
+        });
+    }
+    let mut run = Run::new(options, Some(shard));
+    match experiment.run(&mut run) {
+        Ok(_) | Err(PipelineError::ShardDone) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(ShardSummary {
+        computed: run.cache.stats.misses.load(Ordering::Relaxed),
+        loaded: run.cache.stats.hits.load(Ordering::Relaxed),
+        left_to_others: run.left_to_others,
+    })
+}
+
 /// The common provenance fields, then the kind's details.
 fn run_json(
     provenance: &Provenance,
@@ -308,4 +454,20 @@ fn run_json(
         object.extend(extra);
     }
     Ok(serde_json::Value::Object(object))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shard;
+
+    #[test]
+    fn shards_balance_by_cost_and_agree_on_the_assignment() {
+        // Longest first: 8 → 0, 5 → 1, 4 → 1 (5 < 8), 3 → 0 or 1: loads 8 and 9, so 3 → 0.
+        assert_eq!(Shard::assign(2, &[3.0, 8.0, 4.0, 5.0]), vec![0, 0, 1, 1]);
+        // Equal costs go round in cell order.
+        assert_eq!(Shard::assign(3, &[1.0; 5]), vec![0, 1, 2, 0, 1]);
+        // One shard takes everything; bad costs count as one.
+        assert_eq!(Shard::assign(1, &[2.0, f64::NAN]), vec![0, 0]);
+        assert_eq!(Shard::assign(2, &[f64::NAN, -1.0, 0.0]), vec![0, 1, 0]);
+    }
 }

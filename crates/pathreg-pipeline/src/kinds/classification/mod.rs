@@ -190,6 +190,15 @@ impl crate::engine::Cell for JobCell<'_> {
         cell_label(self.experiment, self.split, &self.job)
     }
 
+    /// Multiply-adds of one epoch over the training rows, per binary model,
+    /// times the epoch cap: the shards' balance, not a prediction.
+    fn cost(&self) -> f64 {
+        let (n, d) = (self.split.train.n() as f64, self.split.train.d() as f64);
+        let model = &self.experiment.model;
+        let classes = self.split.n_classes.max(2) as f64 - 1.0;
+        n * d * (model.k * model.m1) as f64 * self.experiment.training.epochs as f64 * classes
+    }
+
     fn compute(&self, _cache: &Cache) -> Result<CellOutcome, PipelineError> {
         run_cell(
             self.experiment,

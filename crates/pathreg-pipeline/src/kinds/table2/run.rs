@@ -137,6 +137,26 @@ impl Cell for FitCell<'_> {
         job_label(self.inputs.experiment, &self.job)
     }
 
+    /// Multiply-adds of a run's epochs (`epochs · n · K · m1 · (d + m2)`),
+    /// and for the convex solve the same with K = 1 per arrangement set
+    /// member: a balance for shards, not a prediction.
+    fn cost(&self) -> f64 {
+        let point_cost = |point: usize, width: f64, epochs: f64| {
+            let p = &self.inputs.experiment.points[point];
+            let dataset = &self.inputs.data[self.inputs.point_inputs[point].0].dataset;
+            epochs * dataset.n() as f64 * width * (p.model.m1 * (dataset.d() + p.model.m2)) as f64
+        };
+        match self.job {
+            Job::Convex { point } => {
+                let set = &self.sets[self.inputs.point_inputs[point].1].0;
+                point_cost(point, set.len() as f64, 100.0)
+            }
+            Job::Nonconvex {
+                point, k, settings, ..
+            } => point_cost(point, k as f64, settings.epochs as f64),
+        }
+    }
+
     fn compute(&self, _cache: &Cache) -> Result<Fit, PipelineError> {
         match self.job {
             Job::Convex { point } => run_convex(self.inputs, self.sets, point),

@@ -333,7 +333,10 @@ mod tests {
         assert!((high - 0.9433).abs() < 1e-4, "{high}");
         assert_eq!(wilson_interval(0, 0), (0.0, 1.0));
         let (low, high) = wilson_interval(10, 10);
-        assert!((low - 0.7225).abs() < 1e-4 && (high - 1.0).abs() < 1e-12, "{low} {high}");
+        assert!(
+            (low - 0.7225).abs() < 1e-4 && (high - 1.0).abs() < 1e-12,
+            "{low} {high}"
+        );
     }
 
     #[test]
