@@ -6,6 +6,7 @@
 //! - `cargo xtask list` / `clean` inspect and remove the cache ([`list`], [`clean`]).
 //! - `cargo xtask bench` times the Table 2 pipeline stages and reports medians ([`bench`]).
 //! - `cargo xtask fetch` downloads and verifies the pinned dataset files ([`fetch`]).
+//! - `cargo xtask report` writes the reproduction report from the outputs ([`report`]).
 //! - `cargo xtask slurm` / `slurm-local` run shards on a Slurm cluster and start a local one ([`slurm`]).
 //! - `cargo xtask fuzz` feeds mutated seed files to every parser ([`fuzz`]).
 //!
@@ -18,6 +19,7 @@ mod common;
 mod fetch;
 mod fuzz;
 mod list;
+mod report;
 mod run;
 mod slurm;
 mod verify;
@@ -53,6 +55,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Download, copy from a mirror or import the pinned dataset files, verified.
     Fetch(fetch::FetchArgs),
+    /// Write outputs/REPORT.md, outputs/report.html and every experiment's
+    /// table.tex from the results on disk (nothing is recomputed).
+    Report(report::ReportArgs),
     /// Write (and with --submit, submit) the Slurm job array of shards and
     /// the job that assembles outputs/ once every shard succeeded.
     Slurm(slurm::SlurmArgs),
@@ -84,6 +89,7 @@ fn real_main() -> Result<ExitCode> {
         Command::Bench(args) => bench::run(args, &root),
         Command::Fetch(args) => fetch::run(args),
         Command::Fuzz(args) => fuzz::run(args, &root),
+        Command::Report(args) => report::run(args, &root),
         Command::Slurm(args) => slurm::run(args, &root),
         Command::SlurmLocal(args) => slurm::run_local(args),
     }

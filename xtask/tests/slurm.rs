@@ -59,6 +59,26 @@ impl Cluster {
         c
     }
 
+    /// `xtask slurm --array 3 --submit` of `manifest`: the array's and the
+    /// assembling job's ids.
+    fn submit(&self, manifest: &Path, cache: &Path, out: &Path, jobs: &Path) -> (String, String) {
+        let submitted = ok(
+            self.command(env!("CARGO_BIN_EXE_xtask"))
+                .args(["slurm", "--array", "3", "--cpus-per-task", "1", "--submit"])
+                .arg("--cache-dir")
+                .arg(cache)
+                .arg("--outputs")
+                .arg(out)
+                .arg("--jobs-dir")
+                .arg(jobs)
+                .arg(manifest)
+                .output()
+                .unwrap(),
+            "xtask slurm --submit",
+        );
+        job_ids(&submitted)
+    }
+
     /// The job's state from scontrol (finished jobs stay listed: MinJobAge).
     fn states(&self, job: &str) -> Vec<String> {
         let out = self
@@ -213,22 +233,7 @@ fn shards_on_a_local_slurm_cluster_assemble_the_single_process_hash() {
     let jobs = dir.path().join("jobs");
     let out = dir.path().join("out");
     let cache = dir.path().join("cache");
-    let submitted = ok(
-        cluster
-            .command(env!("CARGO_BIN_EXE_xtask"))
-            .args(["slurm", "--array", "3", "--cpus-per-task", "1", "--submit"])
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg("--outputs")
-            .arg(&out)
-            .arg("--jobs-dir")
-            .arg(&jobs)
-            .arg(&table2)
-            .output()
-            .unwrap(),
-        "xtask slurm --submit",
-    );
-    let (array, assemble) = job_ids(&submitted);
+    let (array, assemble) = cluster.submit(&table2, &cache, &out, &jobs);
     cluster.wait_for(&assemble, &["COMPLETED"], limit);
     assert!(
         cluster.states(&array).iter().all(|s| s == "COMPLETED"),
@@ -243,22 +248,7 @@ fn shards_on_a_local_slurm_cluster_assemble_the_single_process_hash() {
     let slow = slow_manifest(dir.path());
     let expected = single_process_hash(dir.path(), &slow, "table2_slow");
     let jobs = dir.path().join("jobs-slow");
-    let submitted = ok(
-        cluster
-            .command(env!("CARGO_BIN_EXE_xtask"))
-            .args(["slurm", "--array", "3", "--cpus-per-task", "1", "--submit"])
-            .arg("--cache-dir")
-            .arg(&cache)
-            .arg("--outputs")
-            .arg(&out)
-            .arg("--jobs-dir")
-            .arg(&jobs)
-            .arg(&slow)
-            .output()
-            .unwrap(),
-        "xtask slurm --submit (slow)",
-    );
-    let (array, assemble) = job_ids(&submitted);
+    let (array, assemble) = cluster.submit(&slow, &cache, &out, &jobs);
     let log = jobs.join(format!("shard-{array}_1.out"));
     let start = Instant::now();
     while !std::fs::read_to_string(&log)

@@ -38,6 +38,16 @@ fn check_finite(x: ArrayView2<f64>) -> Result<(), CoreError> {
     Ok(())
 }
 
+fn check_square(a: ArrayView2<f64>) -> Result<(), CoreError> {
+    if a.nrows() != a.ncols() {
+        return Err(CoreError::Shape(format!(
+            "matrix is {:?}, not square",
+            a.dim()
+        )));
+    }
+    check_finite(a)
+}
+
 /// The thin SVD of `x`.
 pub fn thin_svd(x: ArrayView2<f64>) -> Result<ThinSvd, CoreError> {
     check_finite(x)?;
@@ -76,13 +86,7 @@ impl ThinSvd {
 
 /// Eigenvalues of the symmetric matrix `a`, in non-increasing order.
 pub fn symmetric_eigenvalues(a: ArrayView2<f64>) -> Result<Array1<f64>, CoreError> {
-    if a.nrows() != a.ncols() {
-        return Err(CoreError::Shape(format!(
-            "matrix is {:?}, not square",
-            a.dim()
-        )));
-    }
-    check_finite(a)?;
+    check_square(a)?;
     sequential();
     let mut values = a
         .into_faer()
@@ -95,13 +99,7 @@ pub fn symmetric_eigenvalues(a: ArrayView2<f64>) -> Result<Array1<f64>, CoreErro
 /// The eigendecomposition `A = Q diag(λ) Qᵀ` of the symmetric matrix `a`:
 /// `(λ, Q)`, eigenvalues in non-decreasing order, eigenvectors as columns.
 pub fn symmetric_eigen(a: ArrayView2<f64>) -> Result<(Array1<f64>, Array2<f64>), CoreError> {
-    if a.nrows() != a.ncols() {
-        return Err(CoreError::Shape(format!(
-            "matrix is {:?}, not square",
-            a.dim()
-        )));
-    }
-    check_finite(a)?;
+    check_square(a)?;
     sequential();
     let eigen = a
         .into_faer()
@@ -118,13 +116,7 @@ impl Cholesky {
     /// Factors `a` (its lower triangle is read), or fails when `a` is not
     /// numerically positive definite.
     pub fn new(a: ArrayView2<f64>) -> Result<Self, CoreError> {
-        if a.nrows() != a.ncols() {
-            return Err(CoreError::Shape(format!(
-                "matrix is {:?}, not square",
-                a.dim()
-            )));
-        }
-        check_finite(a)?;
+        check_square(a)?;
         sequential();
         a.into_faer()
             .llt(Side::Lower)

@@ -8,11 +8,13 @@
 //!   progress and the cell loop, for any kind;
 //! - [`manifest`]: the validation toolkit and the shared manifest sections;
 //! - [`stages`]: stages several kinds share (data, arrangements);
-//! - [`kinds`]: the registry and one folder per experiment kind.
+//! - [`kinds`]: the registry and one folder per experiment kind;
+//! - [`reproduction`]: the report over every experiment's outputs.
 
 pub mod engine;
 pub mod kinds;
 pub mod manifest;
+pub mod reproduction;
 pub mod stages;
 
 use std::path::{Path, PathBuf};
@@ -208,6 +210,14 @@ pub enum PipelineError {
         /// 1-based.
         stage: usize,
         /// What was found.
+        reason: String,
+    },
+    /// A file the reproduction report reads is not what a run writes.
+    #[error("{}: {reason}", path.display())]
+    ReportInput {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
         reason: String,
     },
     /// Internal: a shard finished its share of a cell loop whose other cells

@@ -43,6 +43,8 @@ pub struct Provenance {
     rustc: String,
     crate_versions: Vec<(String, String)>,
     threads: usize,
+    /// The CPU model, its logical cores and the memory, as Linux reports them.
+    machine: String,
     wall_s: f64,
 }
 
@@ -92,6 +94,7 @@ impl Provenance {
                 .unwrap_or_else(|| "unknown".into()),
             crate_versions: lock_versions(workspace_root),
             threads: rayon::current_num_threads(),
+            machine: machine(),
             wall_s,
         }
     }
@@ -118,6 +121,28 @@ fn git_state(root: &Path) -> (String, Option<bool>) {
     )
     .map(|s| !s.is_empty());
     (commit, dirty)
+}
+
+/// `"<CPU model>, <n> logical cores, <m> GiB"` from `/proc` (parts Linux
+/// does not report are left out).
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map(|kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0));
+    let mut parts: Vec<String> = model.into_iter().collect();
+    parts.push(format!("{cores} logical cores"));
+    parts.extend(memory);
+    parts.join(", ")
 }
 
 /// Versions of the solver stack as locked in Cargo.lock.
