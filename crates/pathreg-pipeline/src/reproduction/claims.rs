@@ -635,17 +635,16 @@ fn figure4(i: &Inputs) -> Result<(Vec<(Status, String)>, Grid), PipelineError> {
     let rows = ds
         .iter()
         .map(|&dd| {
-            let of = |f: &dyn Fn(usize) -> f64| -> f64 {
-                (0..cells)
-                    .filter(|&j| d[j] == dd)
-                    .map(f)
-                    .fold(f64::NEG_INFINITY, f64::max)
+            let values = |f: &dyn Fn(usize) -> f64| -> Vec<f64> {
+                (0..cells).filter(|&j| d[j] == dd).map(f).collect()
             };
+            let largest = |v: Vec<f64>| v.into_iter().fold(f64::NEG_INFINITY, f64::max);
+            let smallest = |v: Vec<f64>| v.into_iter().fold(f64::INFINITY, f64::min);
             vec![
                 format!("{dd}"),
-                format!("{:.3}", of(&|j| pr[j] / p3[j])),
-                format!("{:.1}", of(&|j| bound_one[j] / p3[j])),
-                format!("{:.1}", of(&|j| bound[j] / p3[j])),
+                format!("{:.3}", largest(values(&|j| pr[j] / p3[j]))),
+                format!("{:.1}", smallest(values(&|j| bound_one[j] / p3[j]))),
+                format!("{:.1}", smallest(values(&|j| bound[j] / p3[j]))),
             ]
         })
         .collect();
@@ -655,8 +654,8 @@ fn figure4(i: &Inputs) -> Result<(Vec<(Status, String)>, Grid), PipelineError> {
             &[
                 "d",
                 "largest p_r / p3*",
-                "bound / p3* (R = 1)",
-                "bound / p3* (R on the sublevel set)",
+                "smallest bound / p3* (R = 1)",
+                "smallest bound / p3* (R on the sublevel set)",
             ],
             rows,
         ),

@@ -317,7 +317,14 @@ fn latex(text: &str) -> String {
             out.push_str(if bold { "}" } else { "\\textbf{" });
             bold = !bold;
         }
-        for c in part.chars() {
+        let mut chars = part.chars().peekable();
+        while let Some(c) = chars.next() {
+            // A letter with a combining circumflex (X̂) is \hat in math mode.
+            if chars.peek() == Some(&'\u{302}') && c.is_ascii_alphabetic() {
+                chars.next();
+                let _ = write!(out, "$\\hat{{{c}}}$");
+                continue;
+            }
             match c {
                 '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
                     out.push('\\');
@@ -423,6 +430,7 @@ mod tests {
         assert_eq!(latex("Rate (95 % CI)"), "Rate (95 \\% CI)");
         assert_eq!(latex("a_b & c"), "a\\_b \\& c");
         assert!(latex("λ ∞").is_ascii());
+        assert_eq!(latex("X\u{302}_r"), "$\\hat{X}$\\_r");
     }
 
     #[test]
