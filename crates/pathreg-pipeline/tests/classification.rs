@@ -139,6 +139,27 @@ fn three_classes_one_versus_rest_outputs_determinism_and_cache() {
     );
     assert!(table.contains("Convex higher or equal"), "{table}");
     assert!(table.contains("one versus rest"), "{table}");
+    // The paired comparison: convex minus non-convex per split, recomputed here.
+    for (optimizer, title) in [("sgd", "SGD"), ("adam", "Adam")] {
+        let accuracy = |model: &str, split: &str| -> f64 {
+            rows.iter()
+                .find(|r| {
+                    r[column("optimizer")] == optimizer
+                        && r[column("model")] == model
+                        && r[column("split_seed")] == split
+                })
+                .map(|r| r[column("test_accuracy")].parse().unwrap())
+                .unwrap()
+        };
+        let mean = ["0", "1"]
+            .iter()
+            .map(|split| accuracy("convex", split) - accuracy("nonconvex", split))
+            .sum::<f64>()
+            / 2.0;
+        let row = format!("| {title} | 2 | {mean:+.3} |");
+        assert!(table.contains(&row), "{row} not in\n{table}");
+    }
+    assert!(table.contains("smallest possible p-value is 0.500"), "{table}");
 
     // Another thread count, no cache: the same exact hash.
     let two = run(&path, &dir.path().join("out2"), None, 2).unwrap();

@@ -7,6 +7,8 @@
 //! * [`LinePlot`] draws 2-D line/scatter charts (linear or log axes) to SVG and PNG with plotters,
 //!   using an embedded DejaVu Sans font so that output does not depend on system fonts.
 //! * [`RegionPlot`] draws two-class decision regions on a grid, one panel per model.
+//! * [`stats`] holds paired comparisons: Student-t intervals, the exact Wilcoxon signed-rank test
+//!   and Holm's correction.
 //!
 //! Every file this crate writes is written atomically ([`write_atomic`]): a temporary file in the
 //! target's directory is written, fsynced and renamed over the target, so a reader never sees a
@@ -20,6 +22,7 @@ mod io;
 mod markdown;
 mod plot;
 mod region;
+pub mod stats;
 mod table;
 
 pub use atomic::write_atomic;
