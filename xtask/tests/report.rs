@@ -4,27 +4,11 @@
 //! byte-identical on a rerun, the LaTeX tables compile with pdflatex, and
 //! headless Chromium renders the page with every figure at a non-zero size.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ok(command: &mut Command, what: &str) -> String {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+mod common;
+use common::{ok, workspace, xtask};
 
 fn report(outputs: &Path) -> String {
     ok(

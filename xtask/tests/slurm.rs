@@ -9,26 +9,11 @@
 //! test says why and does nothing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::{ok, workspace, xtask};
 use std::time::{Duration, Instant};
-
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ok(output: Output, what: &str) -> String {
-    assert!(
-        output.status.success(),
-        "{what} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// Stops the cluster when the test ends, passed or not.
 struct Cluster {
@@ -39,11 +24,7 @@ struct Cluster {
 impl Cluster {
     fn up(dir: &Path) -> Self {
         let out = ok(
-            xtask()
-                .args(["slurm-local", "up", "--dir"])
-                .arg(dir)
-                .output()
-                .unwrap(),
+            xtask().args(["slurm-local", "up", "--dir"]).arg(dir),
             "slurm-local up",
         );
         assert!(out.contains("SLURM_CONF="), "{out}");
@@ -71,9 +52,7 @@ impl Cluster {
                 .arg(out)
                 .arg("--jobs-dir")
                 .arg(jobs)
-                .arg(manifest)
-                .output()
-                .unwrap(),
+                .arg(manifest),
             "xtask slurm --submit",
         );
         job_ids(&submitted)
@@ -154,9 +133,7 @@ fn single_process_hash(dir: &Path, manifest: &Path, name: &str) -> String {
         xtask()
             .args(["run", "--quiet", "--no-cache", "--outputs"])
             .arg(&out)
-            .arg(manifest)
-            .output()
-            .unwrap(),
+            .arg(manifest),
         "single-process run",
     );
     result_hash(&out, name)
@@ -259,11 +236,7 @@ fn shards_on_a_local_slurm_cluster_assemble_the_single_process_hash() {
         std::thread::sleep(Duration::from_millis(100));
     }
     ok(
-        cluster
-            .command("scancel")
-            .arg(format!("{array}_1"))
-            .output()
-            .unwrap(),
+        cluster.command("scancel").arg(format!("{array}_1")),
         "scancel",
     );
     assert!(
@@ -281,7 +254,7 @@ fn shards_on_a_local_slurm_cluster_assemble_the_single_process_hash() {
     }
     cluster.wait_for(&format!("{array}_1"), &["CANCELLED"], limit);
     ok(
-        cluster.command("scancel").arg(&assemble).output().unwrap(),
+        cluster.command("scancel").arg(&assemble),
         "scancel the assembling job",
     );
     assert!(!out.join("table2_slow").exists());
@@ -290,9 +263,7 @@ fn shards_on_a_local_slurm_cluster_assemble_the_single_process_hash() {
         cluster
             .command("sbatch")
             .args(["--parsable", "--array=1"])
-            .arg(jobs.join("shards.sbatch"))
-            .output()
-            .unwrap(),
+            .arg(jobs.join("shards.sbatch")),
         "sbatch the failed shard",
     );
     let rerun = rerun.trim().split(';').next().unwrap().to_string();
@@ -300,9 +271,7 @@ fn shards_on_a_local_slurm_cluster_assemble_the_single_process_hash() {
         cluster
             .command("sbatch")
             .args(["--parsable", &format!("--dependency=afterok:{rerun}")])
-            .arg(jobs.join("assemble.sbatch"))
-            .output()
-            .unwrap(),
+            .arg(jobs.join("assemble.sbatch")),
         "sbatch the assembling job",
     );
     let assemble = assemble.trim().split(';').next().unwrap().to_string();
@@ -354,9 +323,7 @@ fn shards_run_one_after_another_assemble_the_same_hash_and_bad_shards_fail() {
                 .arg(&cache)
                 .arg("--outputs")
                 .arg(dir.path().join("out"))
-                .arg(&table2)
-                .output()
-                .unwrap(),
+                .arg(&table2),
             "shard run",
         );
         left.push(count_after(&line, "left"));

@@ -3,12 +3,10 @@
 //! recomputed here from results.csv, independently of the kind's report.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::workspace;
 
 fn shrunk_manifest() -> String {
     let text = std::fs::read_to_string(workspace().join("experiments/table2_seeds.toml")).unwrap();

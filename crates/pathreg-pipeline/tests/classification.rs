@@ -159,7 +159,10 @@ fn three_classes_one_versus_rest_outputs_determinism_and_cache() {
         let row = format!("| {title} | 2 | {mean:+.3} |");
         assert!(table.contains(&row), "{row} not in\n{table}");
     }
-    assert!(table.contains("smallest possible p-value is 0.500"), "{table}");
+    assert!(
+        table.contains("smallest possible p-value is 0.500"),
+        "{table}"
+    );
 
     // Another thread count, no cache: the same exact hash.
     let two = run(&path, &dir.path().join("out2"), None, 2).unwrap();

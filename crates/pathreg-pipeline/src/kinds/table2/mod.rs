@@ -40,11 +40,12 @@ impl crate::engine::Experiment for Experiment {
 
     fn run<'a>(&'a self, run: &mut Run<'_>) -> Result<Report<'a>, PipelineError> {
         let (inputs, sets, results) = run::run_cells(self, run)?;
-        success::run_gaps(&inputs, &results)?;
+        // Checked before anything is reported: a run below the optimum is a bug.
+        let gaps = success::run_gaps(&inputs, &results)?;
         Ok(Report {
             rows: report::hash_inputs(&results),
             details: report::details(&inputs, &sets, &results),
-            write: Box::new(move |dir| report::write(dir, &inputs, &results)),
+            write: Box::new(move |dir| report::write(dir, &inputs, &results, &gaps)),
         })
     }
 

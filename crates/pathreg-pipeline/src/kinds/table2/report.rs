@@ -53,6 +53,7 @@ pub(super) fn write(
     staging: &Path,
     inputs: &Inputs<'_>,
     results: &[CellResult],
+    gaps: &[success::RunGap],
 ) -> Result<(), PipelineError> {
     let table = results_table(inputs, results)?;
     write_csv(&table, &staging.join("results.csv"))?;
@@ -67,8 +68,7 @@ pub(super) fn write(
             )?;
         }
     }
-    let gaps = success::run_gaps(inputs, results)?;
-    let rates = success::success_rates(&gaps);
+    let rates = success::success_rates(gaps);
     let many_datasets = inputs.data.len() > 1 && !rates.is_empty();
     let mut text = markdown(inputs, results);
     if many_datasets {
@@ -80,7 +80,7 @@ pub(super) fn write(
             &text[..split],
             &text[split..]
         );
-        success::write_figures(staging, &inputs.experiment.name, &rates, &gaps)?;
+        success::write_figures(staging, &inputs.experiment.name, &rates, gaps)?;
     }
     write_atomic(&staging.join("table.md"), text.as_bytes())?;
     write_csv(&curves_table(results)?, &staging.join("curves.csv"))?;
