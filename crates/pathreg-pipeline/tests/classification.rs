@@ -35,7 +35,7 @@ split_seeds = [0, 1]
 preprocess = "standardize"
 
 [model]
-K = 4
+K = 8
 m1 = 8
 m2 = 1
 beta = 0.01
@@ -174,6 +174,186 @@ fn three_classes_one_versus_rest_outputs_determinism_and_cache() {
     assert_eq!(again.result_hash, one.result_hash);
 }
 
+/// The test accuracy column of results.csv, keyed by (split, training seed,
+/// optimizer, model).
+fn accuracies(results: &str) -> Vec<((String, String, String, String), f64)> {
+    let mut lines = results.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    lines
+        .map(|l| {
+            let r: Vec<&str> = l.split(',').collect();
+            let key = ["split_seed", "training_seed", "optimizer", "model"]
+                .map(|c| r[column(c)].to_string());
+            (key.into(), r[column("test_accuracy")].parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn a_moved_and_renamed_csv_gives_identical_hashes_and_training_seeds_are_replicates() {
+    let (dir, path) = setup(BLOBS);
+    let cache = dir.path().join("cache");
+    let first = run(&path, &dir.path().join("out1"), Some(cache.clone()), 2).unwrap();
+
+    // The same file under another name in another folder: every seed derives
+    // from the content, so the results are bit-identical and cached.
+    std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+    std::fs::rename(
+        dir.path().join("blobs.csv"),
+        dir.path().join("elsewhere/renamed.csv"),
+    )
+    .unwrap();
+    let moved = dir.path().join("moved.toml");
+    std::fs::write(
+        &moved,
+        BLOBS.replace("csv:blobs.csv", "csv:elsewhere/renamed.csv"),
+    )
+    .unwrap();
+    let fresh = run(&moved, &dir.path().join("out2"), None, 1).unwrap();
+    assert_eq!(fresh.result_hash, first.result_hash);
+    let cached = run(&moved, &dir.path().join("out3"), Some(cache.clone()), 2).unwrap();
+    assert_eq!((cached.cache_hits, cached.cache_misses), (8, 0));
+    let table = std::fs::read_to_string(dir.path().join("out3/blobs/table.md")).unwrap();
+    assert!(table.contains("elsewhere/renamed.csv"), "{table}");
+
+    // Other content under the old name: other results.
+    let mut csv = std::fs::read_to_string(dir.path().join("elsewhere/renamed.csv")).unwrap();
+    csv.push_str("0.0,4.5,2\n");
+    std::fs::write(dir.path().join("elsewhere/renamed.csv"), csv).unwrap();
+    let changed = run(&moved, &dir.path().join("out4"), None, 2).unwrap();
+    assert_ne!(changed.result_hash, first.result_hash);
+
+    // Two training seeds: twice the cells; seed 0's cells are the cells
+    // computed before (found in the cache), seed 1's are new draws, and the
+    // paired difference of a split is the mean over its two trainings.
+    std::fs::write(dir.path().join("blobs.csv"), blobs_csv()).unwrap();
+    let replicated = dir.path().join("replicated.toml");
+    std::fs::write(
+        &replicated,
+        BLOBS.replace(
+            "split_seeds = [0, 1]",
+            "split_seeds = [0, 1]\ntraining_seeds = [0, 1]",
+        ),
+    )
+    .unwrap();
+    let both = run(&replicated, &dir.path().join("out5"), Some(cache), 2).unwrap();
+    assert_eq!((both.cells, both.cache_hits), (16, 8));
+    let results = std::fs::read_to_string(dir.path().join("out5/blobs/results.csv")).unwrap();
+    let acc = accuracies(&results);
+    assert_eq!(acc.len(), 16);
+    let get = |split: &str, training: &str, optimizer: &str, model: &str| {
+        acc.iter()
+            .find(|(k, _)| {
+                k == &(
+                    split.into(),
+                    training.into(),
+                    optimizer.into(),
+                    model.into(),
+                )
+            })
+            .map(|(_, a)| *a)
+            .unwrap()
+    };
+    let table = std::fs::read_to_string(dir.path().join("out5/blobs/table.md")).unwrap();
+    assert!(table.contains("mean over its 2 training seeds"), "{table}");
+    for (optimizer, title) in [("sgd", "SGD"), ("adam", "Adam")] {
+        let split_difference = |split: &str| {
+            ["0", "1"]
+                .iter()
+                .map(|t| get(split, t, optimizer, "convex") - get(split, t, optimizer, "nonconvex"))
+                .sum::<f64>()
+                / 2.0
+        };
+        let mean = (split_difference("0") + split_difference("1")) / 2.0;
+        let row = format!("| {title} | 2 | {mean:+.3} |");
+        assert!(table.contains(&row), "{row} not in\n{table}");
+    }
+}
+
+#[test]
+fn the_constrained_program_is_solved_certified_and_compared() {
+    let manifest = format!(
+        "{BLOBS}\n[constrained]\nmethod = \"admm\"\ntol_gap = 1e-3\nmax_iterations = 20000\n"
+    );
+    let (dir, path) = setup(&manifest);
+    let summary = run(&path, &dir.path().join("out"), None, 2).unwrap();
+    // 8 cells of (11) and the non-convex network, one (21) cell per split.
+    assert_eq!(summary.cells, 10);
+    let out = dir.path().join("out/blobs");
+    let csv = std::fs::read_to_string(out.join("constrained.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let value = |name: &str| -> f64 { row[column(name)].parse().unwrap() };
+        assert_eq!(row[column("converged")], "true", "{csv}");
+        assert!(
+            value("relative_gap") <= 1e-3 && value("violation_relative") <= 1e-6,
+            "{csv}"
+        );
+        // The certificate: the lower bound is below the feasible objective,
+        // within the reported gap.
+        let (objective, bound) = (value("objective"), value("lower_bound"));
+        assert!(
+            bound <= objective && objective - bound <= 1e-3 * objective * 3.0,
+            "{csv}"
+        );
+        // One versus rest over three classes: three binary models, each
+        // with 2K groups of which some are exactly zero.
+        assert_eq!(value("total_groups"), 48.0);
+        assert!(value("active_groups") < 48.0, "{csv}");
+        assert!(
+            value("test_accuracy") >= 0.8 && value("mapped_test_agreement") >= 0.9,
+            "{csv}"
+        );
+    }
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(
+        table.contains("## The constrained program (21) by ADMM"),
+        "{table}"
+    );
+    assert!(
+        table.contains("(21) against the non-convex network trained by SGD"),
+        "{table}"
+    );
+    assert!(
+        table.contains("2 of 2 solves met both tolerances"),
+        "{table}"
+    );
+    // The other cells are those of the manifest without [constrained].
+    let (plain_dir, plain) = setup(BLOBS);
+    let without = run(&plain, &plain_dir.path().join("out"), None, 2).unwrap();
+    let results = |root: &Path| std::fs::read_to_string(root.join("blobs/results.csv")).unwrap();
+    // Every column but the two timings.
+    let strip_times = |text: String| -> Vec<String> {
+        let header: Vec<String> = text
+            .lines()
+            .next()
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect();
+        text.lines()
+            .map(|l| {
+                l.split(',')
+                    .zip(&header)
+                    .filter(|(_, h)| !h.ends_with("time_s"))
+                    .map(|(f, _)| f)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
+    };
+    assert_eq!(without.cells, 8);
+    assert_eq!(
+        strip_times(results(&dir.path().join("out"))),
+        strip_times(results(&plain_dir.path().join("out")))
+    );
+}
+
 #[test]
 fn bad_classification_manifests_name_the_key_and_line() {
     let cases = [
@@ -215,6 +395,40 @@ fn bad_classification_manifests_name_the_key_and_line() {
             "needs 4 values",
         ),
         (BLOBS.replace("m1 = 8", "m1 = 0"), "model.m1", "at least 1"),
+        (
+            format!("{BLOBS}\n[constrained]\nmethod = \"al\"\n"),
+            "constrained.method",
+            "admm",
+        ),
+        (
+            format!("{BLOBS}\n[constrained]\nmethod = \"admm\"\nmax_iterations = 0\n"),
+            "constrained.max_iterations",
+            "at least 1",
+        ),
+        (
+            format!(
+                "{}\n[constrained]\nmethod = \"admm\"\n",
+                BLOBS.replace("beta = 0.01", "beta = 0.01\nloss = \"hinge\"")
+            ),
+            "constrained",
+            "squared loss only",
+        ),
+        (
+            BLOBS.replace(
+                "split_seeds = [0, 1]",
+                "split_seeds = [0, 1]\ntraining_seeds = []",
+            ),
+            "data.training_seeds",
+            "at least one seed",
+        ),
+        (
+            BLOBS.replace(
+                "split_seeds = [0, 1]",
+                "split_seeds = [0, 1]\ntraining_seeds = [3, 3]",
+            ),
+            "data.training_seeds",
+            "twice",
+        ),
     ];
     for (text, key, reason) in cases {
         let (_dir, path) = setup(&text);

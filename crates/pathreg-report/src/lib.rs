@@ -7,6 +7,8 @@
 //! * [`LinePlot`] draws 2-D line/scatter charts (linear or log axes) to SVG and PNG with plotters,
 //!   using an embedded DejaVu Sans font so that output does not depend on system fonts.
 //! * [`RegionPlot`] draws two-class decision regions on a grid, one panel per model.
+//! * [`ForestPlot`] draws estimates with confidence intervals, one row per item and one marker
+//!   per group.
 //! * [`stats`] holds paired comparisons: Student-t intervals, the exact Wilcoxon signed-rank test
 //!   and Holm's correction.
 //!
@@ -18,6 +20,7 @@
 
 mod atomic;
 mod error;
+mod forest;
 mod io;
 mod markdown;
 mod plot;
@@ -27,6 +30,7 @@ mod table;
 
 pub use atomic::write_atomic;
 pub use error::ReportError;
+pub use forest::{ForestGroup, ForestPlot};
 pub use io::{read_parquet, write_csv, write_parquet};
 pub use markdown::markdown_table;
 pub use plot::{LinePlot, PALETTE, Series, SeriesStyle};

@@ -20,15 +20,15 @@ const HEIGHT: u32 = 600;
 /// The font family used for all text; backed by the embedded DejaVu Sans.
 pub(crate) const FONT_FAMILY: &str = "sans-serif";
 pub(crate) const TITLE_SIZE: f64 = 26.0;
-const AXIS_DESC_SIZE: f64 = 20.0;
+pub(crate) const AXIS_DESC_SIZE: f64 = 20.0;
 pub(crate) const TICK_SIZE: f64 = 15.0;
-const LEGEND_SIZE: f64 = 16.0;
-pub(crate) const CAPTION_SIZE: f64 = 15.0;
-pub(crate) const CAPTION_LINE_HEIGHT: u32 = 20;
-pub(crate) const CAPTION_MAX_LINES: usize = 6;
-pub(crate) const CAPTION_PAD: u32 = 12;
-const MARKER_RADIUS: i32 = 4;
-const LINE_WIDTH: u32 = 2;
+pub(crate) const LEGEND_SIZE: f64 = 16.0;
+const CAPTION_SIZE: f64 = 15.0;
+const CAPTION_LINE_HEIGHT: u32 = 20;
+const CAPTION_MAX_LINES: usize = 6;
+const CAPTION_PAD: u32 = 12;
+pub(crate) const MARKER_RADIUS: i32 = 4;
+pub(crate) const LINE_WIDTH: u32 = 2;
 
 /// DejaVu Sans (Bitstream Vera licence, see `assets/DejaVu-LICENSE.txt`).
 static FONT_BYTES: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -273,27 +273,11 @@ impl LinePlot {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let prepared = self.prepare();
-        let (width, height) = root.dim_in_pixel();
+        let (_, height) = root.dim_in_pixel();
 
-        let caption_style =
-            TextStyle::from((FONT_FAMILY, CAPTION_SIZE).into_font()).color(&RGBColor(64, 64, 64));
-        let caption_lines = match self.caption.as_deref() {
-            Some(text) => wrap_text(
-                text,
-                width.saturating_sub(2 * CAPTION_PAD),
-                CAPTION_MAX_LINES,
-                |s| root.estimate_text_size(s, &caption_style).map(|(w, _)| w),
-            )
-            .map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
-        let caption_height = if caption_lines.is_empty() {
-            0
-        } else {
-            caption_lines.len() as u32 * CAPTION_LINE_HEIGHT + CAPTION_PAD
-        };
+        let caption = Caption::wrap(root, self.caption.as_deref())?;
         let (chart_area, caption_area) =
-            root.split_vertically(height.saturating_sub(caption_height));
+            root.split_vertically(height.saturating_sub(caption.height()));
 
         let x_range = axis_range(
             prepared.iter().flat_map(|p| p.points().map(|q| q.0)),
@@ -319,13 +303,60 @@ impl LinePlot {
         }
         .map_err(|e| e.to_string())?;
 
-        for (i, line) in caption_lines.iter().enumerate() {
+        caption.draw(&caption_area)?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
+/// A figure's caption, word-wrapped to the figure's width in a small grey
+/// font (at most [`CAPTION_MAX_LINES`] lines), drawn under the chart.
+pub(crate) struct Caption {
+    lines: Vec<String>,
+    style: TextStyle<'static>,
+}
+
+impl Caption {
+    /// `text` wrapped to the width of `root` (no lines for no text).
+    pub(crate) fn wrap<DB: DrawingBackend>(
+        root: &DrawingArea<DB, Shift>,
+        text: Option<&str>,
+    ) -> Result<Self, String> {
+        let style =
+            TextStyle::from((FONT_FAMILY, CAPTION_SIZE).into_font()).color(&RGBColor(64, 64, 64));
+        let (width, _) = root.dim_in_pixel();
+        let lines = match text {
+            Some(text) => wrap_text(
+                text,
+                width.saturating_sub(2 * CAPTION_PAD),
+                CAPTION_MAX_LINES,
+                |s| root.estimate_text_size(s, &style).map(|(w, _)| w),
+            )
+            .map_err(|e| e.to_string())?,
+            None => Vec::new(),
+        };
+        Ok(Self { lines, style })
+    }
+
+    /// Pixels the caption takes at the bottom of the figure (0 without one).
+    pub(crate) fn height(&self) -> u32 {
+        if self.lines.is_empty() {
+            0
+        } else {
+            self.lines.len() as u32 * CAPTION_LINE_HEIGHT + CAPTION_PAD
+        }
+    }
+
+    /// Draws the lines into `area` (the strip of [`Caption::height`] pixels).
+    pub(crate) fn draw<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+    ) -> Result<(), String> {
+        for (i, line) in self.lines.iter().enumerate() {
             let y = (CAPTION_PAD / 2 + i as u32 * CAPTION_LINE_HEIGHT) as i32;
-            caption_area
-                .draw_text(line, &caption_style, (CAPTION_PAD as i32, y))
+            area.draw_text(line, &self.style, (CAPTION_PAD as i32, y))
                 .map_err(|e| e.to_string())?;
         }
-        root.present().map_err(|e| e.to_string())
+        Ok(())
     }
 }
 
@@ -533,7 +564,7 @@ fn legend_corner(
 
 /// Tick-label formatting for one axis.
 #[derive(Clone, Copy)]
-struct TickFormat {
+pub(crate) struct TickFormat {
     log: bool,
     /// Decimal places for fixed notation on a linear axis.
     decimals: usize,
@@ -542,7 +573,7 @@ struct TickFormat {
 }
 
 impl TickFormat {
-    fn new(range: &Range<f64>, log: bool) -> Self {
+    pub(crate) fn new(range: &Range<f64>, log: bool) -> Self {
         let span = range.end - range.start;
         let magnitude = range.start.abs().max(range.end.abs());
         let decimals = if span > 0.0 && span.is_finite() {
@@ -557,7 +588,7 @@ impl TickFormat {
         }
     }
 
-    fn format(&self, v: f64) -> String {
+    pub(crate) fn format(&self, v: f64) -> String {
         let s = if v == 0.0 {
             "0".to_owned()
         } else if self.log {

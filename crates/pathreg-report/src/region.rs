@@ -10,8 +10,7 @@ use plotters::prelude::*;
 use crate::ReportError;
 use crate::atomic::write_atomic;
 use crate::plot::{
-    CAPTION_LINE_HEIGHT, CAPTION_MAX_LINES, CAPTION_PAD, CAPTION_SIZE, FONT_FAMILY, PALETTE,
-    TICK_SIZE, TITLE_SIZE, render_svg_with, wrap_text, write_png_with,
+    Caption, FONT_FAMILY, PALETTE, TICK_SIZE, TITLE_SIZE, render_svg_with, write_png_with,
 };
 
 /// Width of one panel in pixels.
@@ -99,36 +98,18 @@ impl RegionPlot {
             ));
         }
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (width, _) = root.dim_in_pixel();
-        let caption_style =
-            TextStyle::from((FONT_FAMILY, CAPTION_SIZE).into_font()).color(&RGBColor(64, 64, 64));
-        let caption_lines = match self.caption.as_deref() {
-            Some(text) => wrap_text(
-                text,
-                width.saturating_sub(2 * CAPTION_PAD),
-                CAPTION_MAX_LINES,
-                |s| root.estimate_text_size(s, &caption_style).map(|(w, _)| w),
-            )
-            .map_err(|e| e.to_string())?,
-            None => Vec::new(),
-        };
-        let caption_height = caption_lines.len() as u32 * CAPTION_LINE_HEIGHT + CAPTION_PAD;
+        let caption = Caption::wrap(root, self.caption.as_deref())?;
         let titled = root
             .titled(&self.title, (FONT_FAMILY, TITLE_SIZE))
             .map_err(|e| e.to_string())?;
         let (_, titled_height) = titled.dim_in_pixel();
         let (panels_area, caption_area) =
-            titled.split_vertically(titled_height.saturating_sub(caption_height));
+            titled.split_vertically(titled_height.saturating_sub(caption.height()));
         let areas = panels_area.split_evenly((1, self.panels.len().max(1)));
         for (panel, area) in self.panels.iter().zip(&areas) {
             self.draw_panel(panel, area).map_err(|e| e.to_string())?;
         }
-        for (i, line) in caption_lines.iter().enumerate() {
-            let y = (CAPTION_PAD / 2 + i as u32 * CAPTION_LINE_HEIGHT) as i32;
-            caption_area
-                .draw_text(line, &caption_style, (CAPTION_PAD as i32, y))
-                .map_err(|e| e.to_string())?;
-        }
+        caption.draw(&caption_area)?;
         root.present().map_err(|e| e.to_string())
     }
 

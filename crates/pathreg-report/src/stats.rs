@@ -33,6 +33,8 @@ pub struct Paired {
     pub n: usize,
     /// Mean difference.
     pub mean: f64,
+    /// Standard error of the mean, `s/√n` (infinite for one pair).
+    pub standard_error: f64,
     /// The Student-t 95 % confidence interval of the mean (infinite for one pair).
     pub interval: (f64, f64),
     /// The two-sided Wilcoxon signed-rank p-value (1 when every difference is zero).
@@ -43,19 +45,21 @@ pub struct Paired {
 pub fn paired(differences: &[f64]) -> Paired {
     let n = differences.len();
     let mean = differences.iter().sum::<f64>() / n.max(1) as f64;
-    let half = if n > 1 {
+    let (standard_error, half) = if n > 1 {
         let var = differences
             .iter()
             .map(|d| (d - mean) * (d - mean))
             .sum::<f64>()
             / (n - 1) as f64;
-        t_quantile_975(n - 1) * (var / n as f64).sqrt()
+        let standard_error = (var / n as f64).sqrt();
+        (standard_error, t_quantile_975(n - 1) * standard_error)
     } else {
-        f64::INFINITY
+        (f64::INFINITY, f64::INFINITY)
     };
     Paired {
         n,
         mean,
+        standard_error,
         interval: (mean - half, mean + half),
         p_value: wilcoxon_signed_rank(differences),
     }

@@ -7,6 +7,7 @@
 pub mod classification;
 pub mod images;
 pub mod lowrank;
+pub mod sparsity;
 pub mod spectrum;
 pub mod spiral;
 pub mod stacking;
@@ -67,6 +68,11 @@ pub const KINDS: &[Kind] = &[
         name: spiral::KIND,
         stages: spiral::STAGES,
         load: spiral::load,
+    },
+    Kind {
+        name: sparsity::KIND,
+        stages: sparsity::STAGES,
+        load: sparsity::load,
     },
 ];
 

@@ -126,7 +126,8 @@ pub const PREPROCESS_CHOICES: [(&str, Preprocess); 3] = [
     ("standardize", Preprocess::Standardize),
 ];
 
-fn serialize_preprocess<S: serde::Serializer>(p: &Preprocess, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a [`Preprocess`] by its manifest spelling.
+pub fn serialize_preprocess<S: serde::Serializer>(p: &Preprocess, s: S) -> Result<S::Ok, S::Error> {
     let name = PREPROCESS_CHOICES
         .iter()
         .find(|(_, v)| v == p)
@@ -477,5 +478,40 @@ impl Check for RawConvex {
                 None => defaults.working_set_add,
             },
         })
+    }
+}
+
+/// ADMM's tolerances and cap for (21) as a manifest table writes them
+/// (`[constrained]` of classification manifests, `[admm]` of sparsity paths).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmm {
+    /// Relative constraint violation to reach.
+    pub tol_violation: Option<Spanned<f64>>,
+    /// Certified relative duality gap to reach.
+    pub tol_gap: Option<Spanned<f64>>,
+    /// Iteration cap.
+    pub max_iterations: Option<Spanned<usize>>,
+}
+
+impl RawAdmm {
+    /// The settings, the defaults where a key is absent; errors name
+    /// `<table>.<key>`.
+    pub fn check(
+        &self,
+        table: &str,
+        v: &Validator<'_>,
+    ) -> Result<pathreg_solvers::AdmmSettings, PipelineError> {
+        let mut settings = pathreg_solvers::AdmmSettings::default();
+        if let Some(t) = &self.tol_violation {
+            settings.tol_violation = v.positive_f64(t, &format!("{table}.tol_violation"))?;
+        }
+        if let Some(t) = &self.tol_gap {
+            settings.tol_gap = v.positive_f64(t, &format!("{table}.tol_gap"))?;
+        }
+        if let Some(m) = &self.max_iterations {
+            settings.max_iterations = v.positive_usize(m, &format!("{table}.max_iterations"))?;
+        }
+        Ok(settings)
     }
 }

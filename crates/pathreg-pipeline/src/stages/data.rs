@@ -104,6 +104,22 @@ pub fn pins(name: &str) -> Result<Vec<String>, PipelineError> {
         .collect())
 }
 
+/// SHA-256 over the SHA-256s of the files a dataset was read from, in
+/// reading order, without their names (a registry dataset's pinned files, a
+/// user's CSV): the data's identity wherever results must not depend on the
+/// name or path it was given by. `None` for data read from no file.
+pub fn files_content_hash(files: &[pathreg_data::registry::FileHash]) -> Option<String> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(b"pathreg/data-content/v1");
+    for file in files {
+        hasher.update(file.sha256.as_bytes());
+    }
+    Some(hex::encode(hasher.finalize()))
+}
+
 /// SHA-256 of the dataset's CSV form: its identity in every cache key.
 pub fn content_hash(dataset: &Dataset) -> String {
     hex::encode(Sha256::digest(dataset.to_csv().as_bytes()))

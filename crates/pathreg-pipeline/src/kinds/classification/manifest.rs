@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::PipelineError;
 use crate::manifest::budget::{Budget, Limits};
-use crate::manifest::sections::PREPROCESS_CHOICES;
+use crate::manifest::sections::{PREPROCESS_CHOICES, RawAdmm};
 use crate::manifest::{Check, ManifestFile, Validator};
 
 /// Learning rates are tried in grid order; the table's columns follow
@@ -41,6 +41,20 @@ pub struct ClassificationExperiment {
     pub optimizers: Vec<OptimizerGrid>,
     /// Published test accuracies shown beside ours.
     pub reference: Option<AccuracyReference>,
+    /// The constrained program (21) solved over the convex model's
+    /// arrangements, when the manifest has a `[constrained]` table.
+    pub constrained: Option<ConstrainedSpec>,
+}
+
+/// `[constrained]`: the constrained convex program (21) over the same `K`
+/// sampled arrangements as the convex model (11), solved by ADMM
+/// ([`pathreg_solvers::admm`]) to both tolerances or the iteration cap. It
+/// has no learning rate, so it is one cell per split and training seed,
+/// shared by every optimizer's comparison.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ConstrainedSpec {
+    /// The solver's tolerances and cap.
+    pub settings: pathreg_solvers::AdmmSettings,
 }
 
 fn serialize_debug<S: serde::Serializer, T: std::fmt::Debug>(
@@ -63,6 +77,9 @@ pub struct ClassificationData {
     pub base_dir: PathBuf,
     /// One stratified train/test split per seed (`Split::Stratified`).
     pub split_seeds: Vec<u64>,
+    /// Independent trainings within each split, one per seed: each draws its
+    /// own arrangements, initializations, validation split and batch orders.
+    pub training_seeds: Vec<u64>,
     /// Fraction of each class held out for testing.
     pub test_fraction: f64,
     /// Fraction of each class of the training set held out to choose the
@@ -78,6 +95,8 @@ impl ClassificationData {
     pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
     /// Validation share of each class's training rows when the manifest gives none.
     pub const DEFAULT_VALIDATION_FRACTION: f64 = 0.2;
+    /// One training per split when the manifest gives no `training_seeds`.
+    pub const DEFAULT_TRAINING_SEEDS: [u64; 1] = [0];
 }
 
 /// `(m1, m2, K, β)` and the loss.
@@ -195,6 +214,42 @@ struct RawManifest {
     training: Spanned<RawTraining>,
     optimizers: Spanned<BTreeMap<String, Spanned<RawOptimizer>>>,
     reference: Option<Spanned<RawReference>>,
+    constrained: Option<Spanned<RawConstrained>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConstrained {
+    method: Spanned<String>,
+    tol_violation: Option<Spanned<f64>>,
+    tol_gap: Option<Spanned<f64>>,
+    max_iterations: Option<Spanned<usize>>,
+}
+
+impl RawConstrained {
+    /// Validates `[constrained]`; (21) is solved for the squared loss only.
+    fn check(
+        &self,
+        span: std::ops::Range<usize>,
+        loss: Loss,
+        v: &Validator<'_>,
+    ) -> Result<ConstrainedSpec, PipelineError> {
+        v.one_of(&self.method, "constrained.method", &[("admm", ())])?;
+        if loss != Loss::Squared {
+            return Err(v.error(
+                span,
+                "constrained",
+                "the ADMM solver of (21) handles the squared loss only; set model.loss = \"squared\"",
+            ));
+        }
+        let settings = RawAdmm {
+            tol_violation: self.tol_violation.clone(),
+            tol_gap: self.tol_gap.clone(),
+            max_iterations: self.max_iterations.clone(),
+        }
+        .check("constrained", v)?;
+        Ok(ConstrainedSpec { settings })
+    }
 }
 
 #[derive(Deserialize)]
@@ -202,6 +257,7 @@ struct RawManifest {
 struct RawData {
     datasets: Spanned<Vec<String>>,
     split_seeds: Spanned<Vec<u64>>,
+    training_seeds: Option<Spanned<Vec<u64>>>,
     test_fraction: Option<Spanned<f64>>,
     validation_fraction: Option<Spanned<f64>>,
     preprocess: Option<Spanned<String>>,
@@ -291,29 +347,16 @@ impl Check for RawData {
                 ));
             }
         }
-        let split_seeds = self.split_seeds.get_ref().clone();
-        if split_seeds.is_empty() {
-            return Err(v.error(
-                self.split_seeds.span(),
-                "data.split_seeds",
-                "must list at least one seed",
-            ));
-        }
-        if let Some(dup) = split_seeds
-            .iter()
-            .enumerate()
-            .find(|(i, s)| split_seeds[..*i].contains(s))
-        {
-            return Err(v.error(
-                self.split_seeds.span(),
-                "data.split_seeds",
-                format!("seed {} is listed twice", dup.1),
-            ));
-        }
+        let split_seeds = distinct_seeds(&self.split_seeds, "data.split_seeds", v)?;
+        let training_seeds = match &self.training_seeds {
+            Some(seeds) => distinct_seeds(seeds, "data.training_seeds", v)?,
+            None => ClassificationData::DEFAULT_TRAINING_SEEDS.to_vec(),
+        };
         Ok(ClassificationData {
             datasets: datasets.clone(),
             base_dir,
             split_seeds,
+            training_seeds,
             test_fraction: v.fraction(
                 &self.test_fraction,
                 "data.test_fraction",
@@ -332,6 +375,26 @@ impl Check for RawData {
             )?,
         })
     }
+}
+
+/// A non-empty list of seeds without repeats.
+fn distinct_seeds(
+    seeds: &Spanned<Vec<u64>>,
+    key: &str,
+    v: &Validator<'_>,
+) -> Result<Vec<u64>, PipelineError> {
+    let values = seeds.get_ref().clone();
+    if values.is_empty() {
+        return Err(v.error(seeds.span(), key, "must list at least one seed"));
+    }
+    if let Some(dup) = values
+        .iter()
+        .enumerate()
+        .find(|(i, s)| values[..*i].contains(s))
+    {
+        return Err(v.error(seeds.span(), key, format!("seed {} is listed twice", dup.1)));
+    }
+    Ok(values)
 }
 
 impl Check for RawModel {
@@ -528,6 +591,11 @@ pub(crate) fn parse(
         .as_ref()
         .map(|r| r.get_ref().check(&data.datasets, &optimizers, &v))
         .transpose()?;
+    let constrained = raw
+        .constrained
+        .as_ref()
+        .map(|c| c.get_ref().check(c.span(), model.loss, &v))
+        .transpose()?;
     let budget = Budget::new(&v, limits);
     budget.beta(raw.model.get_ref().beta.span(), "model.beta", model.beta)?;
     budget.epochs(
@@ -535,8 +603,16 @@ pub(crate) fn parse(
         "training.epochs",
         training.epochs,
     )?;
-    let cells = (data.datasets.len() * data.split_seeds.len() * optimizers.len() * 2) as u64;
-    budget.cells(raw.data.span(), "data.datasets, data.split_seeds", cells)?;
+    let models_per_replicate = optimizers.len() * 2 + usize::from(constrained.is_some());
+    let cells = (data.datasets.len()
+        * data.split_seeds.len()
+        * data.training_seeds.len()
+        * models_per_replicate) as u64;
+    budget.cells(
+        raw.data.span(),
+        "data.datasets, data.split_seeds, data.training_seeds",
+        cells,
+    )?;
     budget.bytes(
         raw.model.span(),
         "model.K, model.m1, model.m2",
@@ -552,5 +628,6 @@ pub(crate) fn parse(
         training,
         optimizers,
         reference,
+        constrained,
     })
 }

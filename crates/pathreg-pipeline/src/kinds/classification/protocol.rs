@@ -62,6 +62,10 @@ pub(crate) struct SplitData {
     pub n_classes: usize,
     /// SHA-256 of the split's rows (train then test): the cells' cache input.
     pub sha256: String,
+    /// SHA-256 of the data's content (the SHA-256s of its files, in reading
+    /// order, without their names): every seed of a cell derives from it, so
+    /// moving or renaming a file leaves every result bit-identical.
+    pub content: String,
     pub files: Vec<(String, String)>,
 }
 
@@ -123,6 +127,7 @@ pub(crate) struct CellOutcome {
 struct Context<'a> {
     experiment: &'a ClassificationExperiment,
     split: &'a SplitData,
+    training_seed: u64,
     optimizer: &'a OptimizerGrid,
     model: ModelKind,
     arrangements: Option<SampledArrangements>,
@@ -180,34 +185,39 @@ fn check_cell_memory(
     Ok(())
 }
 
+/// The seed of one random stream (`stream`, refined by `parts`) of the
+/// training `training_seed` on `split`: from the manifest seed, the data's
+/// content, the split seed and the training seed, never the data's name.
+fn stream_seed(
+    experiment: &ClassificationExperiment,
+    split: &SplitData,
+    training_seed: u64,
+    stream: &str,
+    parts: &[&str],
+) -> u64 {
+    let (split_seed, training) = (split.split_seed.to_string(), training_seed.to_string());
+    let mut all = vec![stream, &split.content, &split_seed, &training];
+    all.extend(parts);
+    derive_seed(experiment.seed, &all)
+}
+
 /// Runs one cell: the learning-rate search, the final training and the test.
 pub(crate) fn run_cell(
     experiment: &ClassificationExperiment,
     split: &SplitData,
+    training_seed: u64,
     optimizer: &OptimizerGrid,
     model: ModelKind,
 ) -> Result<CellOutcome, PipelineError> {
-    let d = split.train.d();
     check_cell_memory(experiment, split, model)?;
     let arrangements = match model {
         ModelKind::Nonconvex => None,
-        ModelKind::Convex => {
-            let seed = derive_seed(
-                experiment.seed,
-                &["arrangements", &split.name, &split.split_seed.to_string()],
-            );
-            let m = &experiment.model;
-            Some(SampledArrangements::sample(
-                &mut ChaCha8Rng::seed_from_u64(seed),
-                m.k,
-                d,
-                m.m1,
-            )?)
-        }
+        ModelKind::Convex => Some(sample_arrangements(experiment, split, training_seed)?),
     };
     let ctx = Context {
         experiment,
         split,
+        training_seed,
         optimizer,
         model,
         arrangements,
@@ -219,7 +229,7 @@ pub(crate) fn run_cell(
 
     let t = &experiment.training;
     let search_start = Instant::now();
-    let (fit_rows, validation_rows) = validation_split(experiment, split)?;
+    let (fit_rows, validation_rows) = validation_split(experiment, split, training_seed)?;
     let x_fit = split.train.x.select(ndarray::Axis(0), &fit_rows);
     let classes_fit: Vec<usize> = fit_rows.iter().map(|&i| split.train_classes[i]).collect();
     let x_val = split.train.x.select(ndarray::Axis(0), &validation_rows);
@@ -293,11 +303,9 @@ pub(crate) fn run_cell(
 fn validation_split(
     experiment: &ClassificationExperiment,
     split: &SplitData,
+    training_seed: u64,
 ) -> Result<(Vec<usize>, Vec<usize>), PipelineError> {
-    let seed = derive_seed(
-        experiment.seed,
-        &["validation", &split.name, &split.split_seed.to_string()],
-    );
+    let seed = stream_seed(experiment, split, training_seed, "validation", &[]);
     let (fit, validation) = pathreg_data::split::stratified_indices(
         &split.train_classes,
         experiment.data.validation_fraction,
@@ -346,17 +354,8 @@ impl Context<'_> {
         })
     }
 
-    /// ±1 targets of each binary model: one for two classes, one per class
-    /// (one versus rest) otherwise.
     fn targets(&self, classes: &[usize]) -> Vec<Array1<f64>> {
-        let pm = |hit: bool| if hit { 1.0 } else { -1.0 };
-        if self.split.n_classes == 2 {
-            vec![classes.iter().map(|&c| pm(c == 1)).collect()]
-        } else {
-            (0..self.split.n_classes)
-                .map(|k| classes.iter().map(|&c| pm(c == k)).collect())
-                .collect()
-        }
+        binary_targets(self.split.n_classes, classes)
     }
 
     /// Trains every binary model with the optimizer step `step` for at most
@@ -378,32 +377,26 @@ impl Context<'_> {
     /// The seed of binary model `binary`'s network initialization: the same
     /// for both optimizers and every learning rate, so they start alike.
     fn init_seed(&self, binary: usize) -> u64 {
-        let s = self.split;
-        derive_seed(
-            self.experiment.seed,
-            &[
-                "init",
-                &s.name,
-                &s.split_seed.to_string(),
-                &binary.to_string(),
-            ],
+        let binary = binary.to_string();
+        stream_seed(
+            self.experiment,
+            self.split,
+            self.training_seed,
+            "init",
+            &[&binary],
         )
     }
 
     /// The seed of binary model `binary`'s mini-batch order, per optimizer
     /// and model (the same for every learning rate of the grid).
     fn batch_seed(&self, binary: usize) -> u64 {
-        let s = self.split;
-        derive_seed(
-            self.experiment.seed,
-            &[
-                "batches",
-                &s.name,
-                &s.split_seed.to_string(),
-                &binary.to_string(),
-                self.optimizer.kind.name(),
-                self.model.name(),
-            ],
+        let binary = binary.to_string();
+        stream_seed(
+            self.experiment,
+            self.split,
+            self.training_seed,
+            "batches",
+            &[&binary, self.optimizer.kind.name(), self.model.name()],
         )
     }
 
@@ -562,13 +555,43 @@ impl Context<'_> {
     }
 }
 
+/// ±1 targets of each binary model: one for two classes, one per class
+/// (one versus rest) otherwise.
+pub(super) fn binary_targets(n_classes: usize, classes: &[usize]) -> Vec<Array1<f64>> {
+    let pm = |hit: bool| if hit { 1.0 } else { -1.0 };
+    if n_classes == 2 {
+        vec![classes.iter().map(|&c| pm(c == 1)).collect()]
+    } else {
+        (0..n_classes)
+            .map(|k| classes.iter().map(|&c| pm(c == k)).collect())
+            .collect()
+    }
+}
+
+/// The `K` arrangements of the convex models of `split`'s training
+/// `training_seed`: (11) and (21) see the same ones.
+pub(super) fn sample_arrangements(
+    experiment: &ClassificationExperiment,
+    split: &SplitData,
+    training_seed: u64,
+) -> Result<SampledArrangements, PipelineError> {
+    let seed = stream_seed(experiment, split, training_seed, "arrangements", &[]);
+    let m = &experiment.model;
+    Ok(SampledArrangements::sample(
+        &mut ChaCha8Rng::seed_from_u64(seed),
+        m.k,
+        split.train.d(),
+        m.m1,
+    )?)
+}
+
 fn all_finite(scores: &[Array1<f64>]) -> bool {
     scores.iter().all(|s| s.iter().all(|v| v.is_finite()))
 }
 
 /// The predicted class of each row: the sign of the single output for two
 /// classes (`> 0` is class 1), else the argmax (the first on ties).
-fn predicted_classes(scores: &[Array1<f64>]) -> Vec<usize> {
+pub(super) fn predicted_classes(scores: &[Array1<f64>]) -> Vec<usize> {
     let n = scores.first().map_or(0, |s| s.len());
     (0..n)
         .map(|i| {
@@ -588,7 +611,7 @@ fn predicted_classes(scores: &[Array1<f64>]) -> Vec<usize> {
 }
 
 /// Fraction of rows whose predicted class is right (0 for no rows).
-fn class_accuracy(scores: &[Array1<f64>], classes: &[usize]) -> f64 {
+pub(super) fn class_accuracy(scores: &[Array1<f64>], classes: &[usize]) -> f64 {
     let predicted = predicted_classes(scores);
     if classes.is_empty() {
         return 0.0;

@@ -5,13 +5,13 @@ use std::path::Path;
 
 use pathreg_report::stats::{self, Paired};
 use pathreg_report::{
-    Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
-    write_parquet,
+    Column, ForestGroup, ForestPlot, LinePlot, Series, SeriesStyle, Table, markdown_table,
+    write_atomic, write_csv, write_parquet,
 };
 
 use super::manifest::ClassificationExperiment;
 use super::protocol::{self, CellOutcome, ModelKind, SplitData};
-use super::{Cell, MODELS};
+use super::{Cell, ConstrainedCell, MODELS};
 use crate::PipelineError;
 
 /// Mean and sample standard deviation (0 for one value).
@@ -51,6 +51,45 @@ impl Summary<'_> {
             .collect()
     }
 
+    /// Convex minus non-convex test accuracy, one value per split: the mean
+    /// over the split's training seeds. The split is the unit of the paired
+    /// test, since trainings on one split share its test rows and are not
+    /// independent replicates of the test-set draw.
+    fn split_differences(&self, dataset: &str, optimizer: usize) -> Vec<f64> {
+        let accuracy = |split: usize, model: ModelKind| -> Vec<f64> {
+            self.cells
+                .iter()
+                .filter(|c| c.job.split == split && c.job.optimizer == optimizer)
+                .filter(|c| c.job.model == model)
+                .map(|c| c.outcome.test_accuracy)
+                .collect()
+        };
+        (0..self.splits.len())
+            .filter(|&i| self.splits[i].name == dataset)
+            .map(|split| {
+                let convex = accuracy(split, ModelKind::Convex);
+                let nonconvex = accuracy(split, ModelKind::Nonconvex);
+                let pairs = convex.len().max(1) as f64;
+                convex
+                    .iter()
+                    .zip(&nonconvex)
+                    .map(|(c, n)| c - n)
+                    .sum::<f64>()
+                    / pairs
+            })
+            .collect()
+    }
+
+    /// Per optimizer, per dataset in manifest order, the paired comparison.
+    fn paired(&self, optimizer: usize) -> Vec<Paired> {
+        self.experiment
+            .data
+            .datasets
+            .iter()
+            .map(|name| stats::paired(&self.split_differences(name, optimizer)))
+            .collect()
+    }
+
     /// `(n, d)` of the whole dataset (train + test of its first split).
     fn shape(&self, dataset: &str) -> (usize, usize) {
         self.splits
@@ -78,19 +117,15 @@ impl Summary<'_> {
     /// (dataset, split) pairs where the convex test accuracy is at least the
     /// non-convex one, and the number of pairs.
     fn convex_at_least_per_split(&self, optimizer: usize) -> (usize, usize) {
-        let mut wins = 0;
-        let mut total = 0;
-        for name in &self.experiment.data.datasets {
-            let nc = self.test_accuracies(name, optimizer, ModelKind::Nonconvex);
-            let cv = self.test_accuracies(name, optimizer, ModelKind::Convex);
-            for (a, b) in nc.iter().zip(&cv) {
-                total += 1;
-                if b >= a {
-                    wins += 1;
-                }
-            }
-        }
-        (wins, total)
+        let differences: Vec<f64> = self
+            .experiment
+            .data
+            .datasets
+            .iter()
+            .flat_map(|name| self.split_differences(name, optimizer))
+            .collect();
+        let wins = differences.iter().filter(|&&d| d >= 0.0).count();
+        (wins, differences.len())
     }
 }
 
@@ -117,21 +152,35 @@ fn verdict(p: &Paired, p_value: f64) -> &'static str {
 /// The level of the paired tests.
 const ALPHA: f64 = 0.05;
 
+/// The paired standard error above which a dataset's difference is called
+/// imprecise (issue #19 asks for replicates until it falls below).
+const PRECISE_STANDARD_ERROR: f64 = 0.02;
+
 /// Per dataset and optimizer, convex minus non-convex test accuracy paired
-/// by split: its mean, Student-t interval, Wilcoxon p-value and verdict,
-/// with the counts per optimizer (uncorrected and after Holm's correction).
+/// by split: its mean, standard error, Student-t interval, Wilcoxon p-value
+/// and verdict, with the counts per optimizer (uncorrected and after Holm's
+/// correction).
 fn paired_section(s: &Summary) -> String {
     let e = s.experiment;
     let mut md = String::from("\n## Paired comparison\n\n");
     let n = e.data.split_seeds.len();
+    let trainings = e.data.training_seeds.len();
+    let smallest = 2.0 / 2f64.powi(n as i32);
     md.push_str(&format!(
-        "Convex minus non-convex test accuracy, paired by split ({n} splits per dataset): the mean difference, \
-         its Student-t 95 % interval, and the exact two-sided Wilcoxon signed-rank p-value. A dataset is marked \
-         convex better, no significant difference or non-convex better at α = {ALPHA}, uncorrected; the counts \
-         after Holm's correction over the datasets of one optimizer follow. With {n} pairs the smallest \
-         possible p-value is {:.3}{}\n\n",
-        2.0 / 2f64.powi(n as i32),
-        if 2.0 / 2f64.powi(n as i32) >= ALPHA {
+        "Convex minus non-convex test accuracy, paired by split ({n} splits per dataset{}): the mean difference, \
+         its standard error, its Student-t 95 % interval, and the exact two-sided Wilcoxon signed-rank p-value. \
+         A dataset is marked convex better, no significant difference or non-convex better at α = {ALPHA}, \
+         uncorrected; the counts after Holm's correction over the datasets of one optimizer follow. With {n} \
+         pairs the smallest possible p-value is {smallest:.3}{}\n\n",
+        if trainings > 1 {
+            format!(
+                "; each split's difference is the mean over its {trainings} training seeds, since trainings on \
+                 one split share its test rows"
+            )
+        } else {
+            String::new()
+        },
+        if smallest >= ALPHA {
             ", so no dataset can differ significantly: these splits are too few to tell a difference from noise."
         } else {
             "."
@@ -140,17 +189,7 @@ fn paired_section(s: &Summary) -> String {
     let mut rows = Vec::new();
     let mut lines = Vec::new();
     for (oi, o) in e.optimizers.iter().enumerate() {
-        let tests: Vec<(&String, Paired)> = e
-            .data
-            .datasets
-            .iter()
-            .map(|name| {
-                let nc = s.test_accuracies(name, oi, ModelKind::Nonconvex);
-                let cv = s.test_accuracies(name, oi, ModelKind::Convex);
-                let differences: Vec<f64> = cv.iter().zip(&nc).map(|(c, n)| c - n).collect();
-                (name, stats::paired(&differences))
-            })
-            .collect();
+        let tests: Vec<(&String, Paired)> = e.data.datasets.iter().zip(s.paired(oi)).collect();
         let adjusted = stats::holm(&tests.iter().map(|t| t.1.p_value).collect::<Vec<_>>());
         let count = |which: &str, holm: bool| {
             tests
@@ -170,14 +209,36 @@ fn paired_section(s: &Summary) -> String {
         let published = published_wins(e, oi).map_or(String::new(), |(wins, listed)| {
             format!("; the paper's one split: higher or equal on {wins}/{listed}")
         });
+        // With the standard deviation as it is, the standard error falls as
+        // 1/√splits: about `n (SE / 0.02)²` splits would bring it to 0.02.
+        let imprecise: Vec<String> = tests
+            .iter()
+            .filter(|(_, p)| p.standard_error > PRECISE_STANDARD_ERROR)
+            .map(|(name, p)| {
+                let needed =
+                    (p.n as f64 * (p.standard_error / PRECISE_STANDARD_ERROR).powi(2)).ceil();
+                format!(
+                    "{} {:.3}, ≈ {needed} splits",
+                    name.strip_prefix("uci:").unwrap_or(name),
+                    p.standard_error
+                )
+            })
+            .collect();
         lines.push(format!(
-            "- {}: {} of {} datasets (after Holm: {}); higher or equal in mean: {}/{}{published}.\n",
+            "- {}: {} of {} datasets (after Holm: {}); higher or equal in mean: {}/{}{published}. Standard error \
+             above {PRECISE_STANDARD_ERROR} on {} datasets{}.\n",
             o.kind.title(),
             counts(false),
             tests.len(),
             counts(true),
             s.convex_at_least(oi),
-            tests.len()
+            tests.len(),
+            imprecise.len(),
+            if imprecise.is_empty() {
+                String::new()
+            } else {
+                format!(" ({}: standard error, and the splits that would bring it to {PRECISE_STANDARD_ERROR})", imprecise.join("; "))
+            }
         ));
         for (name, p) in &tests {
             rows.push(vec![
@@ -185,6 +246,7 @@ fn paired_section(s: &Summary) -> String {
                 o.kind.title().to_string(),
                 p.n.to_string(),
                 format!("{:+.3}", p.mean),
+                format!("{:.3}", p.standard_error),
                 format!("[{:+.3}, {:+.3}]", p.interval.0, p.interval.1),
                 format!("{:.3}", p.p_value),
                 verdict(p, p.p_value).to_string(),
@@ -201,12 +263,17 @@ fn paired_section(s: &Summary) -> String {
             "optimizer",
             "pairs",
             "mean difference",
+            "standard error",
             "95 % CI (t)",
             "Wilcoxon p",
             "at α = 0.05",
         ],
         &rows,
     ));
+    md.push_str(
+        "\nThe forest plot `paired_difference.svg` shows each dataset's mean difference with its interval, \
+         both optimizers.\n",
+    );
     md
 }
 
@@ -215,6 +282,7 @@ pub(super) fn write_outputs(
     experiment: &ClassificationExperiment,
     splits: &[SplitData],
     cells: &[Cell],
+    constrained: &[ConstrainedCell],
     wall_s: f64,
 ) -> Result<(), PipelineError> {
     write_results(dir, experiment, splits, cells)?;
@@ -223,10 +291,16 @@ pub(super) fn write_outputs(
         splits,
         cells,
     };
-    let md = table_md(&summary, wall_s);
+    let mut md = table_md(&summary, wall_s);
+    if !constrained.is_empty() {
+        write_constrained(dir, experiment, splits, constrained)?;
+        md.push_str(&constrained_section(&summary, constrained));
+    }
     write_atomic(&dir.join("table.md"), md.as_bytes())?;
     scatter_plot(&summary).write_svg(&dir.join("test_accuracy.svg"))?;
     scatter_plot(&summary).write_png(&dir.join("test_accuracy.png"))?;
+    forest_plot(&summary).write_svg(&dir.join("paired_difference.svg"))?;
+    forest_plot(&summary).write_png(&dir.join("paired_difference.png"))?;
     Ok(())
 }
 
@@ -272,6 +346,11 @@ fn write_results(
                 .map(|c| split_of(c).split_seed as i64)
                 .collect(),
         ),
+    )?;
+    let training_seed = |c: &Cell| experiment.data.training_seeds[c.job.training] as i64;
+    table.push_column(
+        "training_seed",
+        Column::I64(cells.iter().map(training_seed).collect()),
     )?;
     table.push_column(
         "optimizer",
@@ -340,6 +419,10 @@ fn write_results(
         ),
     )?;
     search.push_column(
+        "training_seed",
+        Column::I64(rows.iter().map(|(c, _)| training_seed(c)).collect()),
+    )?;
+    search.push_column(
         "optimizer",
         Column::Str(
             rows.iter()
@@ -393,13 +476,16 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         md.push_str(&format!("{}\n\n", e.description));
     }
     let seeds = e.data.split_seeds.len();
+    let replicates = seeds * e.data.training_seeds.len();
     md.push_str(&format!(
         "Model (m1, m2, K, β) = ({}, {}, {}, {}), {} loss on labels ±1 (one versus rest for more than two classes). \
          The convex model is the unconstrained program (11) over K sampled arrangements (P1·P2 = K) with λ = {}. \
-         Each dataset is split {} times ({}% test, stratified, split seeds {:?}); the learning rate is chosen on a \
-         stratified {}% validation split of the training set (runs of at most {} epochs), then every model is \
-         retrained on the whole training set {}, batch {}, at most {} epochs. Test accuracy: mean ± sample std over the splits; **bold** marks the higher \
-         mean of each pair (none on ties). Published values (one split) are in the right-hand columns.\n\n",
+         Each dataset is split {} times ({}% test, stratified, split seeds {:?}) and trained on each split {}; the \
+         learning rate is chosen on a stratified {}% validation split of the training set (runs of at most {} \
+         epochs), then every model is retrained on the whole training set {}, batch {}, at most {} epochs. Every \
+         seed derives from the data's content, the split seed and the training seed, not from the dataset's name. \
+         Test accuracy: mean ± sample std over the {} replicates; **bold** marks the higher mean of each pair \
+         (none on ties). Published values (one split) are in the right-hand columns.\n\n",
         m.m1,
         m.m2,
         m.k,
@@ -409,6 +495,10 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         seeds,
         (e.data.test_fraction * 100.0).round(),
         e.data.split_seeds,
+        match e.data.training_seeds.as_slice() {
+            [one] => format!("once (training seed {one})"),
+            many => format!("{} times (training seeds {many:?})", many.len()),
+        },
         (e.data.validation_fraction * 100.0).round(),
         t.search_epochs,
         if t.stop_at_full_accuracy {
@@ -418,6 +508,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         },
         t.batch_size,
         t.epochs,
+        replicates,
     ));
 
     let mut header: Vec<String> = vec!["Dataset".into(), "n".into(), "d".into()];
@@ -440,7 +531,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
             let (nc, nc_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Nonconvex));
             let (cv, cv_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Convex));
             let cell = |mean: f64, std: f64| {
-                if seeds > 1 {
+                if replicates > 1 {
                     format!("{mean:.3} ± {std:.3}")
                 } else {
                     format!("{mean:.3}")
@@ -498,9 +589,9 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
     md.push_str(&paired_section(s));
 
     md.push_str(
-        "\n## Training\n\nPer dataset, optimizer and model, over the splits: the learning rates chosen on the \
-         validation split (in the manifest's units), the epochs of the final training (mean), how many splits \
-         reached training accuracy 1, the mean training accuracy and the mean final training time. For the \
+        "\n## Training\n\nPer dataset, optimizer and model, over the replicates: the learning rates chosen on the \
+         validation split (in the manifest's units), the epochs of the final training (mean), how many \
+         replicates reached training accuracy 1, the mean training accuracy and the mean final training time. For the \
          convex model also Proposition 1's network (mapped from the (11) solution on the training rows): its \
          mean test accuracy, how often it predicts like the convex model on the test rows, the largest relative \
          constraint violation h/Σ‖Z‖ and the non-zero groups.\n\n",
@@ -608,12 +699,14 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
     let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0.0);
     let cached = s.cells.iter().filter(|c| c.cached).count();
     md.push_str(&format!(
-        "\n## Time\n\n{} cells ({} datasets × {} splits × {} optimizers × 2 models); {} were read from the cache. \
+        "\n## Time\n\n{} cells ({} datasets × {} splits × {} training seeds × {} optimizers × 2 models); {} were \
+         read from the cache. \
          Compute per cell (learning-rate search + final training, as measured when the cell was computed): \
          median {:.2} s, max {:.2} s, total {:.1} s. This run's wall time: {:.1} s on {} threads.\n",
         s.cells.len(),
         e.data.datasets.len(),
         seeds,
+        e.data.training_seeds.len(),
         e.optimizers.len(),
         cached,
         median,
@@ -666,4 +759,270 @@ fn scatter_plot(s: &Summary) -> LinePlot {
             .into(),
     );
     plot
+}
+
+/// The forest plot of [`paired_section`]: per dataset, the mean paired
+/// difference (convex minus non-convex test accuracy) with its Student-t
+/// 95 % interval, one marker per optimizer.
+fn forest_plot(s: &Summary) -> ForestPlot {
+    let e = s.experiment;
+    ForestPlot {
+        title: format!("{}: convex minus non-convex test accuracy", e.name),
+        x_label: "paired difference in test accuracy (95 % CI)".into(),
+        rows: e
+            .data
+            .datasets
+            .iter()
+            .map(|name| name.strip_prefix("uci:").unwrap_or(name).to_string())
+            .collect(),
+        groups: e
+            .optimizers
+            .iter()
+            .enumerate()
+            .map(|(oi, o)| ForestGroup {
+                name: o.kind.title().into(),
+                estimates: s
+                    .paired(oi)
+                    .iter()
+                    .map(|p| (p.mean, p.interval.0, p.interval.1))
+                    .collect(),
+            })
+            .collect(),
+        caption: Some(format!(
+            "Right of the dashed zero line the convex model is more accurate. {} splits per dataset; an \
+             interval that crosses zero is no evidence either way. Intervals of datasets with one split are \
+             infinite and not drawn.",
+            e.data.split_seeds.len()
+        )),
+    }
+}
+
+/// constrained.csv: one row per `[constrained]` cell.
+fn write_constrained(
+    dir: &Path,
+    experiment: &ClassificationExperiment,
+    splits: &[SplitData],
+    cells: &[ConstrainedCell],
+) -> Result<(), PipelineError> {
+    let mut table = Table::new();
+    let floats = |f: &dyn Fn(&ConstrainedCell) -> f64| Column::F64(cells.iter().map(f).collect());
+    let ints = |f: &dyn Fn(&ConstrainedCell) -> usize| {
+        Column::I64(cells.iter().map(|c| f(c) as i64).collect())
+    };
+    table.push_column(
+        "dataset",
+        Column::Str(cells.iter().map(|c| splits[c.split].name.clone()).collect()),
+    )?;
+    table.push_column("split_seed", ints(&|c| splits[c.split].split_seed as usize))?;
+    table.push_column(
+        "training_seed",
+        ints(&|c| experiment.data.training_seeds[c.training] as usize),
+    )?;
+    table.push_column("train_accuracy", floats(&|c| c.outcome.train_accuracy))?;
+    table.push_column("test_accuracy", floats(&|c| c.outcome.test_accuracy))?;
+    table.push_column("objective", floats(&|c| c.outcome.objective))?;
+    table.push_column("lower_bound", floats(&|c| c.outcome.lower_bound))?;
+    table.push_column("relative_gap", floats(&|c| c.outcome.relative_gap))?;
+    table.push_column(
+        "violation_relative",
+        floats(&|c| c.outcome.violation_relative),
+    )?;
+    table.push_column("iterations", ints(&|c| c.outcome.iterations))?;
+    table.push_column(
+        "converged",
+        Column::Bool(cells.iter().map(|c| c.outcome.converged).collect()),
+    )?;
+    table.push_column("active_groups", ints(&|c| c.outcome.active_groups))?;
+    table.push_column("total_groups", ints(&|c| c.outcome.total_groups))?;
+    table.push_column(
+        "mapped_test_accuracy",
+        floats(&|c| c.outcome.mapped_test_accuracy),
+    )?;
+    table.push_column(
+        "mapped_test_agreement",
+        floats(&|c| c.outcome.mapped_test_agreement),
+    )?;
+    table.push_column("time_s", floats(&|c| c.outcome.time_s))?;
+    write_csv(&table, &dir.join("constrained.csv"))?;
+    Ok(())
+}
+
+/// The median of `values` (the upper one of an even count; NaN for none).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// table.md's section on (21): per dataset, ADMM's certified solution
+/// against (11) trained by each optimizer on the same arrangements (test
+/// accuracy, objective, violation, active groups, time), and the paired
+/// comparison of (21) with each optimizer's non-convex network.
+fn constrained_section(s: &Summary, constrained: &[ConstrainedCell]) -> String {
+    let e = s.experiment;
+    let Some(spec) = &e.constrained else {
+        return String::new();
+    };
+    let settings = &spec.settings;
+    let mut md = format!(
+        "\n## The constrained program (21) by ADMM\n\nThe same K arrangements as the convex model (11) of each \
+         split and training seed, with the constraints kept exactly: program (21) solved by ADMM on the whole \
+         training set (no learning rate, so no validation search) to relative violation ≤ {:e} and certified \
+         relative duality gap ≤ {:e}, or {} iterations. Objectives are (21)'s at ADMM's feasible point and (11)'s \
+         final value (loss + β Σ‖Z‖ + λ h) after training; the violation is h/Σ‖Z‖ on the training rows. Medians \
+         over the replicates, test accuracy as mean ± std.\n\n",
+        settings.tol_violation, settings.tol_gap, settings.max_iterations
+    );
+    let of = |name: &str| -> Vec<&ConstrainedCell> {
+        constrained
+            .iter()
+            .filter(|c| s.splits[c.split].name == name)
+            .collect()
+    };
+    let mut header: Vec<String> = [
+        "Dataset",
+        "(21) test acc",
+        "converged",
+        "gap",
+        "violation",
+        "active groups",
+        "iterations",
+        "time (s)",
+    ]
+    .map(String::from)
+    .to_vec();
+    for o in &e.optimizers {
+        header.push(format!("(11) {} test acc", o.kind.title()));
+        header.push(format!("(11) {} violation", o.kind.title()));
+        header.push(format!("(11) {} active groups", o.kind.title()));
+    }
+    let mut rows = Vec::new();
+    for name in &e.data.datasets {
+        let group = of(name);
+        let values = |f: &dyn Fn(&ConstrainedCell) -> f64| -> Vec<f64> {
+            group.iter().map(|c| f(c)).collect()
+        };
+        let (acc, acc_std) = mean_std(&values(&|c| c.outcome.test_accuracy));
+        let total = group.first().map_or(0, |c| c.outcome.total_groups);
+        let mut row = vec![
+            name.strip_prefix("uci:").unwrap_or(name).to_string(),
+            format!("{acc:.3} ± {acc_std:.3}"),
+            format!(
+                "{}/{}",
+                group.iter().filter(|c| c.outcome.converged).count(),
+                group.len()
+            ),
+            format!("{:.1e}", median(&values(&|c| c.outcome.relative_gap))),
+            format!("{:.1e}", median(&values(&|c| c.outcome.violation_relative))),
+            format!(
+                "{:.0}/{total}",
+                median(&values(&|c| c.outcome.active_groups as f64))
+            ),
+            format!("{:.0}", median(&values(&|c| c.outcome.iterations as f64))),
+            format!("{:.2}", median(&values(&|c| c.outcome.time_s))),
+        ];
+        for oi in 0..e.optimizers.len() {
+            let cells = s.cells_of(name, oi, ModelKind::Convex);
+            let checks: Vec<&protocol::ConvexCheck> = cells
+                .iter()
+                .filter_map(|c| c.outcome.convex.as_ref())
+                .collect();
+            let (cv, cv_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Convex));
+            row.push(format!("{cv:.3} ± {cv_std:.3}"));
+            row.push(format!(
+                "{:.1e}",
+                median(
+                    &checks
+                        .iter()
+                        .map(|k| k.violation_relative)
+                        .collect::<Vec<_>>()
+                )
+            ));
+            row.push(format!(
+                "{:.0}/{}",
+                median(
+                    &checks
+                        .iter()
+                        .map(|k| k.active_groups as f64)
+                        .collect::<Vec<_>>()
+                ),
+                checks.first().map_or(0, |k| k.total_groups)
+            ));
+        }
+        rows.push(row);
+    }
+    let header_refs: Vec<&str> = header.iter().map(String::as_str).collect();
+    md.push_str(&markdown_table(&header_refs, &rows));
+    md.push('\n');
+
+    // (21) against each optimizer's non-convex network and (11), paired by split.
+    for (oi, o) in e.optimizers.iter().enumerate() {
+        for (model, title) in [
+            (ModelKind::Nonconvex, "the non-convex network"),
+            (ModelKind::Convex, "(11)"),
+        ] {
+            let tests: Vec<Paired> = e
+                .data
+                .datasets
+                .iter()
+                .map(|name| {
+                    let differences: Vec<f64> = s
+                        .splits
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, split)| &split.name == name)
+                        .map(|(i, _)| {
+                            let ours: Vec<f64> = constrained
+                                .iter()
+                                .filter(|c| c.split == i)
+                                .map(|c| c.outcome.test_accuracy)
+                                .collect();
+                            let theirs: Vec<f64> = s
+                                .cells
+                                .iter()
+                                .filter(|c| c.job.split == i && c.job.optimizer == oi)
+                                .filter(|c| c.job.model == model)
+                                .map(|c| c.outcome.test_accuracy)
+                                .collect();
+                            ours.iter().zip(&theirs).map(|(a, b)| a - b).sum::<f64>()
+                                / ours.len().max(1) as f64
+                        })
+                        .collect();
+                    stats::paired(&differences)
+                })
+                .collect();
+            let adjusted = stats::holm(&tests.iter().map(|t| t.p_value).collect::<Vec<_>>());
+            let count = |which: &str, holm: bool| {
+                tests
+                    .iter()
+                    .zip(&adjusted)
+                    .filter(|(p, a)| verdict(p, if holm { **a } else { p.p_value }) == which)
+                    .count()
+            };
+            md.push_str(&format!(
+                "- (21) against {title} trained by {}: (21) better on {}, no significant difference on {}, worse on \
+                 {} of {} datasets (after Holm: {}, {}, {}); mean paired difference over datasets {:+.3}.\n",
+                o.kind.title(),
+                count("convex better", false),
+                count("no significant difference", false),
+                count("non-convex better", false),
+                tests.len(),
+                count("convex better", true),
+                count("no significant difference", true),
+                count("non-convex better", true),
+                tests.iter().map(|p| p.mean).sum::<f64>() / tests.len().max(1) as f64,
+            ));
+        }
+    }
+    let times: Vec<f64> = constrained.iter().map(|c| c.outcome.time_s).collect();
+    md.push_str(&format!(
+        "- {} of {} solves met both tolerances; solve time median {:.2} s, max {:.2} s, total {:.1} s \
+         (constrained.csv has every cell).\n",
+        constrained.iter().filter(|c| c.outcome.converged).count(),
+        constrained.len(),
+        median(&times),
+        times.iter().copied().fold(0.0, f64::max),
+        times.iter().sum::<f64>(),
+    ));
+    md
 }
