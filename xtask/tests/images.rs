@@ -2,22 +2,10 @@
 //! shrunk by its own keys (`data.train_rows`, `data.test_rows`,
 //! `training.epochs`), run at one and two threads, and its bad inputs.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The read-only dataset mirror of this checkout environment, if present.
-fn mirror() -> Option<PathBuf> {
-    let path = workspace().join("../shared/datasets");
-    path.is_dir().then_some(path)
-}
+mod common;
+use common::{mirror, workspace, xtask};
 
 /// The committed manifest with `edits` applied line by line (`key = …` lines
 /// replaced, new lines added after `[section]` headers).

@@ -4,11 +4,10 @@
 //! file. Each test fails without its fix.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-}
+mod common;
+use common::xtask;
 
 const TINY: &str = r#"
 name = "tiny"

@@ -1,16 +1,10 @@
 //! Figure 1's kind as a user runs it: the committed manifest (no download),
 //! its outputs and checks, at one and two threads, and bad manifests.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod common;
+use common::{workspace, xtask};
 
 fn committed() -> String {
     std::fs::read_to_string(workspace().join("experiments/fig1.toml")).unwrap()

@@ -3,23 +3,12 @@
 //! reused from the cache, also after a run killed inside a stage; stage 1
 //! against Figure 5's convex run; and bad manifests.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn xtask() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The read-only dataset mirror of this checkout environment, if present.
-fn mirror() -> Option<PathBuf> {
-    let path = workspace().join("../shared/datasets");
-    path.is_dir().then_some(path)
-}
+mod common;
+use common::{mirror, workspace, xtask};
 
 /// A committed manifest with `edits` applied line by line (the first line
 /// starting with each anchor replaced).

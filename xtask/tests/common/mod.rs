@@ -16,6 +16,12 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The read-only dataset mirror beside the checkout, when there is one.
+pub fn mirror() -> Option<PathBuf> {
+    let path = workspace().join("../shared/datasets");
+    path.is_dir().then_some(path)
+}
+
 /// Runs `command`, fails the test with its output unless it succeeds, and
 /// returns its stdout.
 pub fn ok(command: &mut Command, what: &str) -> String {
