@@ -128,6 +128,17 @@ impl SampledVariables {
         sq.into_iter().map(f64::sqrt).collect()
     }
 
+    /// Groups whose norm exceeds [`ACTIVE_GROUP_TOLERANCE`](crate::convex::ACTIVE_GROUP_TOLERANCE)
+    /// times the largest group norm (none when every group is zero).
+    pub fn active_groups(&self) -> usize {
+        let norms = self.group_norms();
+        let largest = norms.iter().copied().fold(0.0, f64::max);
+        norms
+            .iter()
+            .filter(|&&g| g > crate::convex::ACTIVE_GROUP_TOLERANCE * largest)
+            .count()
+    }
+
     /// Adds `weight · ∂(Σ_g ‖W_g‖_F)` to `grad` (zero subgradient at zero
     /// groups) and returns `Σ_g ‖W_g‖_F`.
     pub fn add_group_lasso_subgradient(&self, weight: f64, grad: &mut Array2<f64>) -> f64 {

@@ -104,6 +104,15 @@ pub fn pins(name: &str) -> Result<Vec<String>, PipelineError> {
         .collect())
 }
 
+/// The registry name to load a manifest's dataset `name` by: a `csv:` path
+/// resolved against the manifest's folder `base_dir`, any other name as it is.
+pub fn registry_source(name: &str, base_dir: &std::path::Path) -> String {
+    match name.strip_prefix("csv:") {
+        Some(file) => format!("csv:{}", base_dir.join(file).display()),
+        None => name.to_string(),
+    }
+}
+
 /// SHA-256 over the SHA-256s of the files a dataset was read from, in
 /// reading order, without their names (a registry dataset's pinned files, a
 /// user's CSV): the data's identity wherever results must not depend on the

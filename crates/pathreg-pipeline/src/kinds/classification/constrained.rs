@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-use pathreg_core::convex::ACTIVE_GROUP_TOLERANCE;
 use pathreg_core::limits::{array_bytes, check_allocation, total_bytes};
 use pathreg_core::unconstrained::{self, SampledArrangements, SampledVariables};
 use pathreg_solvers::solve_admm;
@@ -123,13 +122,8 @@ pub(crate) fn run_constrained_cell(
         outcome.violation_relative = outcome.violation_relative.max(solve.last.violation);
         outcome.iterations = outcome.iterations.max(solve.last.iteration);
         outcome.converged &= solve.converged;
-        let norms = solve.variables.group_norms();
-        let largest = norms.iter().copied().fold(0.0, f64::max);
-        outcome.active_groups += norms
-            .iter()
-            .filter(|&&g| g > ACTIVE_GROUP_TOLERANCE * largest)
-            .count();
-        outcome.total_groups += norms.len();
+        outcome.active_groups += solve.variables.active_groups();
+        outcome.total_groups += 2 * solve.variables.k();
         solutions.push(solve.variables);
     }
     outcome.time_s = start.elapsed().as_secs_f64();

@@ -26,7 +26,7 @@ use crate::engine::hashing::HashInput;
 use crate::engine::{Report, Run, list_cells};
 use crate::manifest::ManifestFile;
 use crate::manifest::budget::Limits;
-use crate::stages::data::{Access, files_content_hash};
+use crate::stages::data::{Access, files_content_hash, registry_source};
 use constrained::{ConstrainedOutcome, run_constrained_cell};
 pub use manifest::ClassificationExperiment;
 use manifest::ConstrainedSpec;
@@ -66,10 +66,7 @@ fn load_splits(
                 seed,
             });
             config.preprocess = experiment.data.preprocess;
-            let source = match name.strip_prefix("csv:") {
-                Some(file) => format!("csv:{}", experiment.data.base_dir.join(file).display()),
-                None => name.clone(),
-            };
+            let source = registry_source(name, &experiment.data.base_dir);
             let loaded = registry::load(&source, &config).map_err(|e| access.explain(name, e))?;
             let (train_classes, test_classes, n_classes) =
                 class_indices(name, &loaded.train.y, &loaded.test.y)?;

@@ -27,7 +27,6 @@ use serde::{Deserialize, Serialize};
 use super::manifest::{ClassificationExperiment, OptimizerGrid, OptimizerKind};
 use crate::PipelineError;
 use crate::engine::seeds::derive_seed;
-use pathreg_core::convex::ACTIVE_GROUP_TOLERANCE;
 
 /// Power iterations for `‖X̃‖²` (the unit of the convex SGD rate).
 const POWER_ITERATIONS: usize = 10;
@@ -525,13 +524,8 @@ impl Context<'_> {
             mapped_test.push(network.predict(x_test)?);
             let report = unconstrained::violation_report(x, &masks, vars)?;
             violation_relative = violation_relative.max(report.relative);
-            let norms = vars.group_norms();
-            let largest = norms.iter().copied().fold(0.0, f64::max);
-            active_groups += norms
-                .iter()
-                .filter(|&&g| g > ACTIVE_GROUP_TOLERANCE * largest)
-                .count();
-            total_groups += norms.len();
+            active_groups += vars.active_groups();
+            total_groups += 2 * vars.k();
         }
         let convex_test = predicted_classes(test_scores);
         let mapped_test_classes = predicted_classes(&mapped_test);

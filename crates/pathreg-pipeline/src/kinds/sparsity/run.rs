@@ -7,7 +7,6 @@
 
 use std::time::Instant;
 
-use pathreg_core::convex::ACTIVE_GROUP_TOLERANCE;
 use pathreg_core::unconstrained::{self, SampledArrangements, SampledVariables};
 use pathreg_core::{Loss, Regularizer};
 use pathreg_data::registry;
@@ -22,7 +21,7 @@ use crate::PipelineError;
 use crate::engine::Cell;
 use crate::engine::cache::{Cache, CacheKey};
 use crate::engine::seeds::derive_seed;
-use crate::stages::data::{Access, files_content_hash};
+use crate::stages::data::{Access, files_content_hash, registry_source};
 
 /// The cache stage of the path.
 pub const STAGE: &str = "sparsity_path";
@@ -52,10 +51,7 @@ pub(super) fn load_data(
     });
     config.preprocess = experiment.preprocess;
     let name = &experiment.dataset;
-    let source = match name.strip_prefix("csv:") {
-        Some(file) => format!("csv:{}", experiment.base_dir.join(file).display()),
-        None => name.clone(),
-    };
+    let source = registry_source(name, &experiment.base_dir);
     let mut loaded = registry::load(&source, &config).map_err(|e| access.explain(name, e))?;
     let mut distinct: Vec<f64> = Vec::new();
     for &v in loaded.train.y.iter().chain(&loaded.test.y) {
@@ -105,7 +101,7 @@ pub(super) struct PathPoint {
     pub violation: f64,
     pub iterations: usize,
     pub converged: bool,
-    /// Groups above [`ACTIVE_GROUP_TOLERANCE`] times the largest.
+    /// Groups above `ACTIVE_GROUP_TOLERANCE` times the largest.
     pub active_groups: usize,
     /// Groups exactly zero.
     pub zero_groups: usize,
@@ -217,7 +213,6 @@ fn solve_path(experiment: &SparsityPathExperiment, data: &PathData) -> Result<Pa
         let time_s = start.elapsed().as_secs_f64();
         let vars = solve.variables;
         let norms = vars.group_norms();
-        let largest = norms.iter().copied().fold(0.0, f64::max);
         let train_scores = unconstrained::predict(x, &masks, &vars)?;
         let test_scores = unconstrained::predict(x_test, &test_masks, &vars)?;
         let network = unconstrained::to_network(&arrangements, x, &vars, experiment.m2)?;
@@ -244,10 +239,7 @@ fn solve_path(experiment: &SparsityPathExperiment, data: &PathData) -> Result<Pa
             violation: solve.last.violation,
             iterations: solve.last.iteration,
             converged: solve.converged,
-            active_groups: norms
-                .iter()
-                .filter(|&&g| g > ACTIVE_GROUP_TOLERANCE * largest)
-                .count(),
+            active_groups: vars.active_groups(),
             zero_groups: norms.iter().filter(|&&g| g == 0.0).count(),
             total_groups: norms.len(),
             train_accuracy: accuracy(&train_scores, &data.train.y),
