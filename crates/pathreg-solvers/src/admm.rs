@@ -352,26 +352,31 @@ impl Problem {
 
     /// Projects every sample's every block of `u` onto its cone.
     fn project(&self, u: &mut Array2<f64>) {
-        let (k, m1) = (self.k, self.m1);
         u.axis_iter_mut(Axis(0))
             .into_par_iter()
             .enumerate()
             .for_each_init(Vec::new, |events, (i, mut row)| {
                 let row = row.as_slice_mut().expect("rows are contiguous");
-                let sigma = self.sigma.row(i);
-                let active = self.active.row(i);
-                let (sigma, active) = (sigma.as_slice().unwrap(), active.as_slice().unwrap());
-                for (b, block) in row.chunks_exact_mut(m1).enumerate() {
-                    let kk = b % k;
-                    let cols = kk * m1..(kk + 1) * m1;
-                    let cone = ConeRow {
-                        sigma: &sigma[cols.clone()],
-                        active: &active[cols],
-                        side: self.side[[i, kk]],
-                    };
-                    project_onto_cone(block, cone, events);
-                }
+                self.project_row(i, row, events);
             });
+    }
+
+    /// Projects every block of sample `i`'s row onto its cone, in place.
+    fn project_row(&self, i: usize, row: &mut [f64], events: &mut Vec<(f64, i8)>) {
+        let (k, m1) = (self.k, self.m1);
+        let sigma = self.sigma.row(i);
+        let active = self.active.row(i);
+        let (sigma, active) = (sigma.as_slice().unwrap(), active.as_slice().unwrap());
+        for (b, block) in row.chunks_exact_mut(m1).enumerate() {
+            let kk = b % k;
+            let cols = kk * m1..(kk + 1) * m1;
+            let cone = ConeRow {
+                sigma: &sigma[cols.clone()],
+                active: &active[cols],
+                side: self.side[[i, kk]],
+            };
+            project_onto_cone(block, cone, events);
+        }
     }
 
     /// `Π_{K*}(w) = w + Π_K(−w)` (Moreau), for every sample and block.
@@ -482,6 +487,9 @@ struct Iterates {
     v: Array2<f64>,
     lambda: Array2<f64>,
     gamma: Array2<f64>,
+    /// Scratch of the `W` step, `n × N` and `d × N`.
+    sample_buffer: Array2<f64>,
+    variable_buffer: Array2<f64>,
 }
 
 fn squared_norm(a: &Array2<f64>) -> f64 {
@@ -546,6 +554,8 @@ pub fn solve_admm(
         u,
         lambda: Array2::zeros((n, columns)),
         gamma: Array2::zeros((d, columns)),
+        sample_buffer: Array2::zeros((n, columns)),
+        variable_buffer: Array2::zeros((d, columns)),
     };
     let mut rho = settings.rho;
     let (mut llt, mut inverse) = problem.factor(rho)?;
@@ -594,7 +604,9 @@ pub fn solve_admm(
     }
 }
 
-/// One ADMM iteration (over-relaxed by `alpha`).
+/// One ADMM iteration (over-relaxed by `alpha`). Every elementwise pass
+/// is fused into one loop per output, with buffers reused between
+/// iterations; the arithmetic of each entry is the unfused formula's.
 fn step(
     p: &Problem,
     it: &mut Iterates,
@@ -604,39 +616,78 @@ fn step(
     inverse: &Array1<f64>,
 ) {
     let rho_v = rho * p.tau;
+    let inverse = inverse.view().insert_axis(Axis(1));
     // W step: (AᵀA + H) W̃ = Aᵀy + ρ_u X̃ᵀ(U − Λ) + ρ_v(V − Γ), by Woodbury.
-    let mut rhs = p.a_t_y.clone();
-    matmul(
-        p.x_rot.t(),
-        (&(&it.u - &it.lambda) * rho).view(),
-        rhs.view_mut(),
-        true,
-    );
-    Zip::from(&mut rhs)
+    Zip::from(&mut it.sample_buffer)
+        .and(&it.u)
+        .and(&it.lambda)
+        .par_for_each(|b, u, l| *b = (u - l) * rho);
+    it.w.assign(&p.a_t_y);
+    matmul(p.x_rot.t(), it.sample_buffer.view(), it.w.view_mut(), true);
+    Zip::from(&mut it.w)
         .and(&it.v)
         .and(&it.gamma)
-        .for_each(|r, v, g| *r += rho_v * (v - g));
-    let scaled = &rhs * &inverse.view().insert_axis(Axis(1));
-    let q = product(p.x_rot.view(), scaled.view());
-    let mut t = (&q * &p.coefficients).sum_axis(Axis(1));
+        .and_broadcast(&inverse)
+        .par_for_each(|r, v, g, h| *r = (*r + rho_v * (v - g)) * h);
+    matmul(
+        p.x_rot.view(),
+        it.w.view(),
+        it.sample_buffer.view_mut(),
+        false,
+    );
+    let mut t = Array1::from_iter(
+        it.sample_buffer
+            .rows()
+            .into_iter()
+            .zip(p.coefficients.rows())
+            .map(|(q, c)| (&q * &c).sum()),
+    );
     llt.solve_in_place(&mut t);
-    let e = &p.coefficients * &t.insert_axis(Axis(1));
-    let correction = product(p.x_rot.t(), e.view());
-    it.w = scaled - correction * inverse.view().insert_axis(Axis(1));
-    it.xw = product(p.x_rot.view(), it.w.view());
-    // (U, V) step on the relaxed point, then the scaled duals.
-    let mut target = &it.xw * alpha + &(&it.u * (1.0 - alpha)) + &it.lambda;
-    let mut projected = target.clone();
-    p.project(&mut projected);
-    target -= &projected;
-    it.lambda = target;
-    it.u = projected;
-    let mut target = &it.w * alpha + &(&it.v * (1.0 - alpha)) + &it.gamma;
-    let mut shrunk = target.clone();
-    p.prox(&mut shrunk, p.weight / rho_v);
-    target -= &shrunk;
-    it.gamma = target;
-    it.v = shrunk;
+    Zip::from(&mut it.sample_buffer)
+        .and(&p.coefficients)
+        .and_broadcast(&t.view().insert_axis(Axis(1)))
+        .par_for_each(|e, c, t| *e = c * t);
+    matmul(
+        p.x_rot.t(),
+        it.sample_buffer.view(),
+        it.variable_buffer.view_mut(),
+        false,
+    );
+    Zip::from(&mut it.w)
+        .and(&it.variable_buffer)
+        .and_broadcast(&inverse)
+        .par_for_each(|w, c, h| *w -= c * h);
+    matmul(p.x_rot.view(), it.w.view(), it.xw.view_mut(), false);
+    // (U, V) step on the relaxed point, then the scaled duals: Λ holds the
+    // relaxed point until U is its projection.
+    it.lambda
+        .axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(it.u.axis_iter_mut(Axis(0)))
+        .zip(it.xw.axis_iter(Axis(0)))
+        .enumerate()
+        .for_each_init(Vec::new, |events, (i, ((mut lambda, mut u), xw))| {
+            Zip::from(&mut lambda)
+                .and(&mut u)
+                .and(&xw)
+                .for_each(|l, u, x| {
+                    *l += x * alpha + *u * (1.0 - alpha);
+                    *u = *l;
+                });
+            p.project_row(i, u.as_slice_mut().expect("rows are contiguous"), events);
+            Zip::from(&mut lambda).and(&u).for_each(|l, u| *l -= u);
+        });
+    Zip::from(&mut it.gamma)
+        .and(&mut it.v)
+        .and(&it.w)
+        .par_for_each(|g, v, w| {
+            *g += w * alpha + *v * (1.0 - alpha);
+            *v = *g;
+        });
+    p.prox(&mut it.v, p.weight / rho_v);
+    Zip::from(&mut it.gamma)
+        .and(&it.v)
+        .par_for_each(|g, v| *g -= v);
 }
 
 /// The restored iterate, with its objective, violation and a certified
