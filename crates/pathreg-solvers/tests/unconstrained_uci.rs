@@ -4,36 +4,13 @@
 //! accuracy and determinism. Timings and the solver comparison are in
 //! `cargo xtask bench`.
 
-use std::path::PathBuf;
+mod common;
 
+use common::uci;
 use pathreg_core::unconstrained::{self, SampledArrangements};
-use pathreg_data::Dataset;
-use pathreg_data::download::Mirror;
-use pathreg_data::registry::{DataConfig, load};
 use pathreg_solvers::{ConvexMethod, ConvexTrainSettings, train_convex};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-fn mirror() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets");
-    dir.join("uci").is_dir().then_some(dir)
-}
-
-/// `(train, test)` of `uci:<name>` (seeded 80/20 split), or `None` with a note.
-fn uci(name: &str) -> Option<(Dataset, Dataset)> {
-    let Some(mirror) = mirror() else {
-        eprintln!("skipping: no dataset mirror at ../shared/datasets");
-        return None;
-    };
-    let tmp = tempfile::tempdir().ok()?;
-    let mut config = DataConfig::new(tmp.path());
-    config.mirror = Some(Mirror::Dir(mirror));
-    config.download = false;
-    match load(&format!("uci:{name}"), &config) {
-        Ok(data) => Some((data.train, data.test)),
-        Err(e) => panic!("loading uci:{name} from the mirror failed: {e}"),
-    }
-}
 
 fn settings(method: ConvexMethod, epochs: usize, lambda: f64) -> ConvexTrainSettings {
     let mut s = ConvexTrainSettings::table3(method, epochs);
