@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use pathreg_core::network::standard_normal;
-use pathreg_pipeline::{RunOptions, RunSummary, load_manifest, run_manifest};
+mod common;
+
+use pathreg_pipeline::{RunSummary, load_manifest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -69,17 +71,7 @@ fn run(
     cache: Option<PathBuf>,
     threads: usize,
 ) -> Result<RunSummary, pathreg_pipeline::PipelineError> {
-    let options = RunOptions {
-        outputs_root: outputs.to_path_buf(),
-        workspace_root: Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
-        cache_root: cache,
-        progress: Box::new(|_| {}),
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    pool.install(|| run_manifest(path, &options))
+    common::run_on(path, outputs, cache, threads)
 }
 
 #[test]

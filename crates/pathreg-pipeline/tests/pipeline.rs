@@ -1,8 +1,11 @@
 //! End-to-end runs of small manifests through the pipeline.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use pathreg_pipeline::{RunOptions, RunSummary, run_manifest};
+mod common;
+
+use common::options;
+use pathreg_pipeline::{RunSummary, run_manifest};
 use pathreg_report::{Column, read_parquet};
 
 const SMALL: &str = r#"
@@ -37,10 +40,6 @@ runs = 2
 K = [2, 6]
 "#;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn run_in(
     dir: &Path,
     manifest: &str,
@@ -48,17 +47,7 @@ fn run_in(
 ) -> Result<RunSummary, pathreg_pipeline::PipelineError> {
     let path = dir.join("manifest.toml");
     std::fs::write(&path, manifest).unwrap();
-    let options = RunOptions {
-        outputs_root: dir.join("outputs"),
-        workspace_root: workspace_root(),
-        cache_root: None,
-        progress: Box::new(|_| {}),
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    pool.install(|| run_manifest(&path, &options))
+    common::run_on(&path, &dir.join("outputs"), None, threads)
 }
 
 #[test]
@@ -125,13 +114,11 @@ fn writes_every_output_and_is_deterministic_across_thread_counts() {
 fn run_cached(dir: &Path, manifest: &str) -> RunSummary {
     let path = dir.join("manifest.toml");
     std::fs::write(&path, manifest).unwrap();
-    let options = RunOptions {
-        outputs_root: dir.join("outputs"),
-        workspace_root: workspace_root(),
-        cache_root: Some(dir.join("cache")),
-        progress: Box::new(|_| {}),
-    };
-    run_manifest(&path, &options).unwrap()
+    run_manifest(
+        &path,
+        &options(&dir.join("outputs"), Some(dir.join("cache"))),
+    )
+    .unwrap()
 }
 
 #[test]

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use pathreg_core::network::standard_normal;
-use pathreg_pipeline::{RunOptions, RunSummary, load_manifest, run_manifest};
+mod common;
+
+use pathreg_pipeline::{RunSummary, load_manifest, run_manifest};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -55,17 +57,7 @@ fn setup(manifest: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn run(path: &Path, outputs: &Path, threads: usize) -> RunSummary {
-    let options = RunOptions {
-        outputs_root: outputs.to_path_buf(),
-        workspace_root: Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
-        cache_root: None,
-        progress: Box::new(|_| {}),
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    pool.install(|| run_manifest(path, &options)).unwrap()
+    common::run_on(path, outputs, None, threads).unwrap()
 }
 
 #[test]
@@ -184,13 +176,9 @@ fn bad_path_manifests_name_the_key() {
         csv.push_str(&format!("{i},{}\n", i % 3));
     }
     std::fs::write(dir.path().join("two.csv"), csv).unwrap();
-    let options = RunOptions {
-        outputs_root: dir.path().join("out"),
-        workspace_root: Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
-        cache_root: None,
-        progress: Box::new(|_| {}),
-    };
-    let err = run_manifest(&path, &options).unwrap_err().to_string();
+    let err = run_manifest(&path, &common::options(&dir.path().join("out"), None))
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("3 distinct values") && err.contains("data.dataset"),
         "{err}"

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::{ClassificationExperiment, ConstrainedSpec};
 use super::protocol::{
-    SplitData, binary_targets, class_accuracy, predicted_classes, sample_arrangements,
+    SplitData, binary_targets, class_accuracy, class_agreement, sample_arrangements,
 };
 use crate::PipelineError;
 
@@ -139,12 +139,6 @@ pub(crate) fn run_constrained_cell(
     outcome.train_accuracy = class_accuracy(&train_scores, &split.train_classes);
     outcome.test_accuracy = class_accuracy(&test_scores, &split.test_classes);
     outcome.mapped_test_accuracy = class_accuracy(&mapped_test, &split.test_classes);
-    let convex = predicted_classes(&test_scores);
-    let mapped = predicted_classes(&mapped_test);
-    outcome.mapped_test_agreement = if convex.is_empty() {
-        1.0
-    } else {
-        convex.iter().zip(&mapped).filter(|(a, b)| a == b).count() as f64 / convex.len() as f64
-    };
+    outcome.mapped_test_agreement = class_agreement(&test_scores, &mapped_test);
     Ok(outcome)
 }

@@ -527,21 +527,10 @@ impl Context<'_> {
             active_groups += vars.active_groups();
             total_groups += 2 * vars.k();
         }
-        let convex_test = predicted_classes(test_scores);
-        let mapped_test_classes = predicted_classes(&mapped_test);
-        let agree = convex_test
-            .iter()
-            .zip(&mapped_test_classes)
-            .filter(|(a, b)| a == b)
-            .count();
         Ok(ConvexCheck {
             mapped_train_accuracy: class_accuracy(&mapped_train, &self.split.train_classes),
             mapped_test_accuracy: class_accuracy(&mapped_test, &self.split.test_classes),
-            mapped_test_agreement: if convex_test.is_empty() {
-                1.0
-            } else {
-                agree as f64 / convex_test.len() as f64
-            },
+            mapped_test_agreement: class_agreement(test_scores, &mapped_test),
             violation_relative,
             active_groups,
             total_groups,
@@ -616,6 +605,16 @@ pub(super) fn class_accuracy(scores: &[Array1<f64>], classes: &[usize]) -> f64 {
         .filter(|(p, c)| p == c)
         .count();
     hits as f64 / classes.len() as f64
+}
+
+/// Fraction of rows predicted as the same class by two sets of scores (a
+/// convex model and Proposition 1's network of it; 1 for no rows).
+pub(super) fn class_agreement(scores: &[Array1<f64>], other: &[Array1<f64>]) -> f64 {
+    let (a, b) = (predicted_classes(scores), predicted_classes(other));
+    if a.is_empty() {
+        return 1.0;
+    }
+    a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
 }
 
 #[cfg(test)]
