@@ -88,6 +88,10 @@
 //!   20 000 iterations, above the 1e-4 default, so the iteration stays float64;
 //! - restoring column by column (each neuron along its own gate column, then
 //!   the whole gate point for the second layer): 8 280 iterations;
+//! - a primal point from the dual side (each block of `V`'s support along
+//!   its dual block `X̃ᵀ(C_b ⊙ v + η_b)`, the direction stationarity gives it,
+//!   with the scales refitted by coordinate descent, then restored): worse
+//!   than the restored `V` at every check (8.549 against 8.530 at 7 000);
 //! - biasing the `ρ` rule towards primal feasibility (×10 to ×1 000), or
 //!   equilibrating the constraint rows (`x_i/‖x_i‖`): no convergence within
 //!   20 000, and 12 390 iterations;
