@@ -20,6 +20,7 @@ use pathreg_pipeline::manifest::ManifestFile;
 use pathreg_pipeline::manifest::sections::DataSpec;
 use pathreg_pipeline::stages;
 use pathreg_pipeline::{RunOptions, run_manifest};
+use pathreg_report::Figure;
 use pathreg_solvers::{
     ConvexMethod, ConvexTrainSettings, Optimizer, TrainSettings, train, train_convex,
 };

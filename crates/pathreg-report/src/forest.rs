@@ -2,17 +2,14 @@
 //! confidence interval per group (an optimizer, say), and a dashed line at
 //! zero, rendered with plotters to SVG and PNG.
 
-use std::path::Path;
-
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::ReportError;
-use crate::atomic::write_atomic;
+use crate::figure::sealed::Draw;
 use crate::plot::{
     AXIS_DESC_SIZE, Caption, FONT_FAMILY, LEGEND_SIZE, LINE_WIDTH, MARKER_RADIUS, PALETTE,
-    TICK_SIZE, TITLE_SIZE, TickFormat, render_svg_with, write_png_with,
+    TICK_SIZE, TITLE_SIZE, TickFormat,
 };
 
 /// Width of the figure in pixels.
@@ -54,37 +51,6 @@ pub struct ForestPlot {
 }
 
 impl ForestPlot {
-    /// The figure's size: taller with more rows.
-    fn size(&self) -> (u32, u32) {
-        (WIDTH, FRAME_HEIGHT + ROW_HEIGHT * self.rows.len() as u32)
-    }
-
-    /// The figure as an SVG document; `path` only labels errors.
-    ///
-    /// # Errors
-    /// [`ReportError::Plot`] if drawing fails.
-    pub fn render_svg(&self, path: &Path) -> Result<String, ReportError> {
-        render_svg_with(path, self.size(), &|root| self.draw(root))
-    }
-
-    /// Writes the figure as SVG to `path`, atomically.
-    ///
-    /// # Errors
-    /// [`ReportError::Plot`] if drawing fails, [`ReportError::Io`] if the file cannot be written.
-    pub fn write_svg(&self, path: &Path) -> Result<(), ReportError> {
-        let svg = self.render_svg(path)?;
-        write_atomic(path, svg.as_bytes())
-    }
-
-    /// Writes the figure as an RGB PNG to `path`, atomically.
-    ///
-    /// # Errors
-    /// [`ReportError::Plot`] if drawing or encoding fails, [`ReportError::Io`] if the file
-    /// cannot be written.
-    pub fn write_png(&self, path: &Path) -> Result<(), ReportError> {
-        write_png_with(path, self.size(), &|root| self.draw(root))
-    }
-
     /// The row's vertical position: the first row on top, one unit per row.
     fn row_y(&self, row: usize) -> f64 {
         (self.rows.len() - 1 - row) as f64
@@ -107,29 +73,6 @@ impl ForestPlot {
         }
         let pad = if hi > lo { 0.05 * (hi - lo) } else { 0.1 };
         (lo - pad)..(hi + pad)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        if let Some(g) = self
-            .groups
-            .iter()
-            .find(|g| g.estimates.len() != self.rows.len())
-        {
-            return Err(format!(
-                "group {:?} has {} estimates for {} rows",
-                g.name,
-                g.estimates.len(),
-                self.rows.len()
-            ));
-        }
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (_, height) = root.dim_in_pixel();
-        let caption = Caption::wrap(root, self.caption.as_deref())?;
-        let (chart_area, caption_area) =
-            root.split_vertically(height.saturating_sub(caption.height()));
-        self.draw_chart(&chart_area).map_err(|e| e.to_string())?;
-        caption.draw(&caption_area)?;
-        root.present().map_err(|e| e.to_string())
     }
 
     fn draw_chart<DB: DrawingBackend>(
@@ -226,9 +169,42 @@ impl ForestPlot {
     }
 }
 
+impl Draw for ForestPlot {
+    /// The figure's size: taller with more rows.
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, FRAME_HEIGHT + ROW_HEIGHT * self.rows.len() as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        if let Some(g) = self
+            .groups
+            .iter()
+            .find(|g| g.estimates.len() != self.rows.len())
+        {
+            return Err(format!(
+                "group {:?} has {} estimates for {} rows",
+                g.name,
+                g.estimates.len(),
+                self.rows.len()
+            ));
+        }
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (_, height) = root.dim_in_pixel();
+        let caption = Caption::wrap(root, self.caption.as_deref())?;
+        let (chart_area, caption_area) =
+            root.split_vertically(height.saturating_sub(caption.height()));
+        self.draw_chart(&chart_area).map_err(|e| e.to_string())?;
+        caption.draw(&caption_area)?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    use crate::Figure;
 
     fn plot() -> ForestPlot {
         ForestPlot {

@@ -20,6 +20,7 @@
 
 mod atomic;
 mod error;
+mod figure;
 mod forest;
 mod io;
 mod markdown;
@@ -30,6 +31,7 @@ mod table;
 
 pub use atomic::write_atomic;
 pub use error::ReportError;
+pub use figure::Figure;
 pub use forest::{ForestGroup, ForestPlot};
 pub use io::{read_parquet, write_csv, write_parquet};
 pub use markdown::markdown_table;

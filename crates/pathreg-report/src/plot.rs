@@ -11,7 +11,8 @@ use plotters::style::{FontStyle, register_font};
 use serde::{Deserialize, Serialize};
 
 use crate::ReportError;
-use crate::atomic::{commit, temp_sibling, write_atomic};
+use crate::atomic::{commit, temp_sibling};
+use crate::figure::sealed::Draw;
 
 /// Width of every chart in pixels.
 const WIDTH: u32 = 900;
@@ -209,33 +210,6 @@ impl LinePlot {
         }
     }
 
-    /// Renders the chart as an SVG document (text kept as text, font family `sans-serif`).
-    ///
-    /// # Errors
-    /// [`ReportError::Plot`] if drawing fails; `path` only labels the error.
-    pub fn render_svg(&self, path: &Path) -> Result<String, ReportError> {
-        render_svg_with(path, (WIDTH, HEIGHT), &|root| self.draw(root))
-    }
-
-    /// Writes the chart as SVG to `path`, atomically.
-    ///
-    /// # Errors
-    /// [`ReportError::Plot`] if drawing fails, [`ReportError::Io`] if the file cannot be written.
-    pub fn write_svg(&self, path: &Path) -> Result<(), ReportError> {
-        let svg = self.render_svg(path)?;
-        write_atomic(path, svg.as_bytes())
-    }
-
-    /// Writes the chart as an RGB PNG to `path`, atomically: it is encoded into a temporary
-    /// `.png` file beside `path`, fsynced and renamed over `path`.
-    ///
-    /// # Errors
-    /// [`ReportError::Plot`] if drawing or encoding fails, [`ReportError::Io`] if the file cannot
-    /// be written.
-    pub fn write_png(&self, path: &Path) -> Result<(), ReportError> {
-        write_png_with(path, (WIDTH, HEIGHT), &|root| self.draw(root))
-    }
-
     /// Filters the series down to drawable points and assigns colours.
     fn prepare(&self) -> Vec<Prepared<'_>> {
         let valid = |(x, y): (f64, f64)| {
@@ -267,44 +241,6 @@ impl LinePlot {
                 }
             })
             .collect()
-    }
-
-    /// Draws the whole figure (title, chart, legend, caption) onto `root` and presents it.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let prepared = self.prepare();
-        let (_, height) = root.dim_in_pixel();
-
-        let caption = Caption::wrap(root, self.caption.as_deref())?;
-        let (chart_area, caption_area) =
-            root.split_vertically(height.saturating_sub(caption.height()));
-
-        let x_range = axis_range(
-            prepared.iter().flat_map(|p| p.points().map(|q| q.0)),
-            self.log_x,
-        );
-        let y_range = axis_range(
-            prepared.iter().flat_map(|p| p.points().map(|q| q.1)),
-            self.log_y,
-        );
-        let legend_pos = legend_corner(&prepared, &x_range, &y_range, self.log_x, self.log_y);
-        let ctx = ChartCtx {
-            plot: self,
-            prepared: &prepared,
-            x_fmt: TickFormat::new(&x_range, self.log_x),
-            y_fmt: TickFormat::new(&y_range, self.log_y),
-            legend_pos,
-        };
-        match (self.log_x, self.log_y) {
-            (false, false) => ctx.draw_chart(&chart_area, x_range, y_range),
-            (true, false) => ctx.draw_chart(&chart_area, x_range.log_scale(), y_range),
-            (false, true) => ctx.draw_chart(&chart_area, x_range, y_range.log_scale()),
-            (true, true) => ctx.draw_chart(&chart_area, x_range.log_scale(), y_range.log_scale()),
-        }
-        .map_err(|e| e.to_string())?;
-
-        caption.draw(&caption_area)?;
-        root.present().map_err(|e| e.to_string())
     }
 }
 
@@ -670,9 +606,54 @@ pub(crate) fn wrap_text<E>(
     Ok(lines)
 }
 
+impl Draw for LinePlot {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, HEIGHT)
+    }
+
+    /// Draws the whole figure (title, chart, legend, caption) onto `root` and presents it.
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let prepared = self.prepare();
+        let (_, height) = root.dim_in_pixel();
+
+        let caption = Caption::wrap(root, self.caption.as_deref())?;
+        let (chart_area, caption_area) =
+            root.split_vertically(height.saturating_sub(caption.height()));
+
+        let x_range = axis_range(
+            prepared.iter().flat_map(|p| p.points().map(|q| q.0)),
+            self.log_x,
+        );
+        let y_range = axis_range(
+            prepared.iter().flat_map(|p| p.points().map(|q| q.1)),
+            self.log_y,
+        );
+        let legend_pos = legend_corner(&prepared, &x_range, &y_range, self.log_x, self.log_y);
+        let ctx = ChartCtx {
+            plot: self,
+            prepared: &prepared,
+            x_fmt: TickFormat::new(&x_range, self.log_x),
+            y_fmt: TickFormat::new(&y_range, self.log_y),
+            legend_pos,
+        };
+        match (self.log_x, self.log_y) {
+            (false, false) => ctx.draw_chart(&chart_area, x_range, y_range),
+            (true, false) => ctx.draw_chart(&chart_area, x_range.log_scale(), y_range),
+            (false, true) => ctx.draw_chart(&chart_area, x_range, y_range.log_scale()),
+            (true, true) => ctx.draw_chart(&chart_area, x_range.log_scale(), y_range.log_scale()),
+        }
+        .map_err(|e| e.to_string())?;
+
+        caption.draw(&caption_area)?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Figure;
 
     fn sample_plot() -> LinePlot {
         let xs: Vec<f64> = (0..40).map(|i| 10f64.powf(-3.0 + i as f64 * 0.1)).collect();

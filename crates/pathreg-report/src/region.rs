@@ -2,16 +2,11 @@
 //! model, with the training points on top, rendered with plotters to SVG and
 //! PNG.
 
-use std::path::Path;
-
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use crate::ReportError;
-use crate::atomic::write_atomic;
-use crate::plot::{
-    Caption, FONT_FAMILY, PALETTE, TICK_SIZE, TITLE_SIZE, render_svg_with, write_png_with,
-};
+use crate::figure::sealed::Draw;
+use crate::plot::{Caption, FONT_FAMILY, PALETTE, TICK_SIZE, TITLE_SIZE};
 
 /// Width of one panel in pixels.
 const PANEL_WIDTH: u32 = 520;
@@ -55,64 +50,6 @@ pub struct RegionPlot {
 }
 
 impl RegionPlot {
-    /// The figure as an SVG document.
-    ///
-    /// # Errors
-    /// [`ReportError::Plot`] if drawing fails or a panel's values do not
-    /// cover the grid; `path` only labels the error.
-    pub fn render_svg(&self, path: &Path) -> Result<String, ReportError> {
-        render_svg_with(path, self.size(), &|root| self.draw(root))
-    }
-
-    /// Writes the figure as SVG to `path`, atomically.
-    ///
-    /// # Errors
-    /// As [`Self::render_svg`], and [`ReportError::Io`] if the file cannot be written.
-    pub fn write_svg(&self, path: &Path) -> Result<(), ReportError> {
-        let svg = self.render_svg(path)?;
-        write_atomic(path, svg.as_bytes())
-    }
-
-    /// Writes the figure as an RGB PNG to `path`, atomically.
-    ///
-    /// # Errors
-    /// As [`Self::render_svg`], and [`ReportError::Io`] if the file cannot be written.
-    pub fn write_png(&self, path: &Path) -> Result<(), ReportError> {
-        write_png_with(path, self.size(), &|root| self.draw(root))
-    }
-
-    fn size(&self) -> (u32, u32) {
-        (PANEL_WIDTH * self.panels.len().max(1) as u32, HEIGHT)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let cells = self.grid * self.grid;
-        if self.grid < 2
-            || self.panels.iter().any(|p| {
-                p.values.len() != cells || p.boundary.as_ref().is_some_and(|b| b.len() != cells)
-            })
-        {
-            return Err(format!(
-                "every panel needs {} × {} grid values",
-                self.grid, self.grid
-            ));
-        }
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let caption = Caption::wrap(root, self.caption.as_deref())?;
-        let titled = root
-            .titled(&self.title, (FONT_FAMILY, TITLE_SIZE))
-            .map_err(|e| e.to_string())?;
-        let (_, titled_height) = titled.dim_in_pixel();
-        let (panels_area, caption_area) =
-            titled.split_vertically(titled_height.saturating_sub(caption.height()));
-        let areas = panels_area.split_evenly((1, self.panels.len().max(1)));
-        for (panel, area) in self.panels.iter().zip(&areas) {
-            self.draw_panel(panel, area).map_err(|e| e.to_string())?;
-        }
-        caption.draw(&caption_area)?;
-        root.present().map_err(|e| e.to_string())
-    }
-
     fn draw_panel<DB: DrawingBackend>(
         &self,
         panel: &RegionPanel,
@@ -196,9 +133,47 @@ impl RegionPlot {
     }
 }
 
+impl Draw for RegionPlot {
+    /// One panel's width per panel.
+    fn size(&self) -> (u32, u32) {
+        (PANEL_WIDTH * self.panels.len().max(1) as u32, HEIGHT)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let cells = self.grid * self.grid;
+        if self.grid < 2
+            || self.panels.iter().any(|p| {
+                p.values.len() != cells || p.boundary.as_ref().is_some_and(|b| b.len() != cells)
+            })
+        {
+            return Err(format!(
+                "every panel needs {} × {} grid values",
+                self.grid, self.grid
+            ));
+        }
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let caption = Caption::wrap(root, self.caption.as_deref())?;
+        let titled = root
+            .titled(&self.title, (FONT_FAMILY, TITLE_SIZE))
+            .map_err(|e| e.to_string())?;
+        let (_, titled_height) = titled.dim_in_pixel();
+        let (panels_area, caption_area) =
+            titled.split_vertically(titled_height.saturating_sub(caption.height()));
+        let areas = panels_area.split_evenly((1, self.panels.len().max(1)));
+        for (panel, area) in self.panels.iter().zip(&areas) {
+            self.draw_panel(panel, area).map_err(|e| e.to_string())?;
+        }
+        caption.draw(&caption_area)?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    use crate::Figure;
 
     fn plot() -> RegionPlot {
         let grid = 20;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use pathreg_report::stats::{self, Paired};
 use pathreg_report::{
-    Column, ForestGroup, ForestPlot, LinePlot, Series, SeriesStyle, Table, markdown_table,
+    Column, Figure, ForestGroup, ForestPlot, LinePlot, Series, SeriesStyle, Table, markdown_table,
     write_atomic, write_csv, write_parquet,
 };
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use pathreg_report::{
-    Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
+    Column, Figure, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
     write_parquet,
 };
 

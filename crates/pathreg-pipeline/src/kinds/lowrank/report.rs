@@ -9,7 +9,7 @@ use ndarray::{Axis, concatenate};
 use pathreg_core::low_rank::rank_r_approximation;
 use pathreg_data::Dataset;
 use pathreg_report::{
-    Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
+    Column, Figure, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
     write_parquet,
 };
 

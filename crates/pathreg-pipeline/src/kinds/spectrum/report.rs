@@ -5,7 +5,7 @@ use std::path::Path;
 
 use pathreg_core::linalg::{cumulative_energy, energy_rank};
 use pathreg_report::{
-    Column, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
+    Column, Figure, LinePlot, Series, SeriesStyle, Table, markdown_table, write_atomic, write_csv,
     write_parquet,
 };
 

@@ -4,7 +4,8 @@ use std::path::Path;
 
 use pathreg_data::Dataset;
 use pathreg_report::{
-    Column, RegionPanel, RegionPlot, Table, markdown_table, write_atomic, write_csv, write_parquet,
+    Column, Figure, RegionPanel, RegionPlot, Table, markdown_table, write_atomic, write_csv,
+    write_parquet,
 };
 
 use super::manifest::SpiralExperiment;

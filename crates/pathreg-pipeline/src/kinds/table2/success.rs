@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use pathreg_report::{LinePlot, Series, SeriesStyle, markdown_table};
+use pathreg_report::{Figure, LinePlot, Series, SeriesStyle, markdown_table};
 
 use super::run::{CellResult, Inputs};
 use crate::PipelineError;
