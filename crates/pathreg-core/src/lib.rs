@@ -13,7 +13,7 @@ pub mod low_rank;
 mod lp;
 pub mod multiclass;
 pub mod network;
-mod nnls;
+pub mod nnls;
 pub mod two_layer;
 pub mod unconstrained;
 

@@ -185,6 +185,13 @@ fn bad_settings_are_refused() {
             },
             "check_every",
         ),
+        (
+            AdmmSettings {
+                polish_from: 15,
+                ..AdmmSettings::default()
+            },
+            "polish_from",
+        ),
     ] {
         let err = solve_admm(
             c.x.view(),
