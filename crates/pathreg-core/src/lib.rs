@@ -13,7 +13,7 @@ pub mod low_rank;
 mod lp;
 pub mod multiclass;
 pub mod network;
-pub mod nnls;
+mod nnls;
 pub mod two_layer;
 pub mod unconstrained;
 

@@ -119,26 +119,30 @@ fn whole_blocks_are_exactly_zero() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let c = case(60, 6, 12, 5, 0.05);
-    let settings = AdmmSettings {
-        max_iterations: 300,
-        ..AdmmSettings::default()
-    };
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| admm(&c, &settings))
-    };
-    let (one, two) = (run(1), run(2));
-    assert_eq!(one.variables, two.variables);
-    let without_time = |s: &AdmmSolve| {
-        s.history
-            .iter()
-            .map(|p| (p.iteration, p.objective, p.lower_bound, p.violation, p.rho))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(without_time(&one), without_time(&two));
+    // Plain, and with the Newton polish at 100 and 200 iterations.
+    for polish_from in [0, 100] {
+        let settings = AdmmSettings {
+            max_iterations: 300,
+            polish_from,
+            ..AdmmSettings::default()
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| admm(&c, &settings))
+        };
+        let (one, two) = (run(1), run(2));
+        assert_eq!(one.variables, two.variables);
+        let without_time = |s: &AdmmSolve| {
+            s.history
+                .iter()
+                .map(|p| (p.iteration, p.objective, p.lower_bound, p.violation, p.rho))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(without_time(&one), without_time(&two));
+    }
 }
 
 #[test]
