@@ -104,8 +104,8 @@
 //! What did help is second order: a Newton polish of `V` on the faces `U`
 //! identifies, with refined multipliers for its certificate (module
 //! `polish`, opt-in through [`AdmmSettings::polish_from`]). It meets the
-//! default tolerances at 1 600 iterations instead of 7 100, in 3.2 s
-//! against 5.3 s.
+//! default tolerances at 1 600 iterations instead of 7 100 (times in
+//! `cargo xtask bench`).
 
 mod polish;
 
