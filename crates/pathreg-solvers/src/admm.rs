@@ -117,7 +117,7 @@ use pathreg_core::convex::group_weight;
 use pathreg_core::gemm::matmul;
 use pathreg_core::linalg::{Cholesky, gram, symmetric_eigen};
 use pathreg_core::unconstrained::{
-    Masks, Objective11, SampledArrangements, SampledVariables, evaluate,
+    Masks, Objective11, Objective11Value, SampledArrangements, SampledVariables, evaluate,
 };
 use rayon::prelude::*;
 
@@ -652,6 +652,10 @@ pub fn solve_admm(
     let (mut llt, mut inverse) = problem.factor(rho)?;
     let alpha = settings.relaxation;
     let mut history = Vec::new();
+    let mut kept = Kept {
+        point: None,
+        lower_bound: f64::NEG_INFINITY,
+    };
     let mut iteration = 0;
     loop {
         // The residuals of the batch's last iteration adapt ρ.
@@ -677,6 +681,7 @@ pub fn solve_admm(
             iteration,
             start,
             polish_now.then_some(settings.tol_violation),
+            &mut kept,
         )?;
         history.push(point);
         let converged =
@@ -793,9 +798,26 @@ fn step(
         .par_for_each(|g, v| *g -= v);
 }
 
-/// The restored iterate (or, with `polish` set to the violation
-/// tolerance, the restored polish when it is better and within
-/// tolerance), with its objective, violation and a certified lower bound.
+/// `h/Σ‖Z‖` of an evaluation (`h` where every group is zero).
+fn relative(value: &Objective11Value) -> f64 {
+    if value.group_norms > 0.0 {
+        value.violation / value.group_norms
+    } else {
+        value.violation
+    }
+}
+
+/// The best restored polish so far (within the violation tolerance), and
+/// the best bound any polish certified (`−∞` before one does).
+struct Kept {
+    point: Option<(SampledVariables, Objective11Value)>,
+    lower_bound: f64,
+}
+
+/// The restored iterate, or the best restored polish so far where that is
+/// lower (`polish`, set to the violation tolerance, polishes now), with
+/// its objective, violation and a certified lower bound: the best of this
+/// check's and every polish's.
 #[allow(clippy::too_many_arguments)]
 fn check(
     p: &Problem,
@@ -808,14 +830,8 @@ fn check(
     iteration: usize,
     start: Instant,
     polish: Option<f64>,
+    kept: &mut Kept,
 ) -> Result<(SampledVariables, AdmmPoint), SolverError> {
-    let relative = |value: &pathreg_core::unconstrained::Objective11Value| {
-        if value.group_norms > 0.0 {
-            value.violation / value.group_norms
-        } else {
-            value.violation
-        }
-    };
     let mut vars = p.unrotate(&p.restore(&it.v))?;
     let (mut value, _) = evaluate(x, y, masks, &vars, objective)?;
     // Dual point: v = y − f(V) before restoration (the residual the
@@ -829,10 +845,12 @@ fn check(
     {
         let candidate = p.unrotate(&p.restore(&polished.w))?;
         let (candidate_value, _) = evaluate(x, y, masks, &candidate, objective)?;
-        if candidate_value.objective < value.objective
-            && relative(&candidate_value) <= tolerance.max(relative(&value))
-        {
-            (vars, value) = (candidate, candidate_value);
+        let better = kept
+            .point
+            .as_ref()
+            .is_none_or(|(_, best)| candidate_value.objective < best.objective);
+        if better && relative(&candidate_value) <= tolerance {
+            kept.point = Some((candidate, candidate_value));
         }
         // Blocks outside the polished support: their multipliers, refined
         // from ADMM's for the polished residual.
@@ -850,8 +868,15 @@ fn check(
             }
         }
         let bound = p.lower_bound(y, polished.residual.view(), &it.lambda, rho, &ratios);
-        lower_bound = lower_bound.max(bound);
+        kept.lower_bound = kept.lower_bound.max(bound);
     }
+    // The best polished point and bound so far stay valid at later checks.
+    if let Some((best, best_value)) = &kept.point
+        && best_value.objective < value.objective
+    {
+        (vars, value) = (best.clone(), *best_value);
+    }
+    lower_bound = lower_bound.max(kept.lower_bound);
     let primal = value.objective;
     let point = AdmmPoint {
         iteration,
