@@ -346,6 +346,51 @@ fn the_constrained_program_is_solved_certified_and_compared() {
     );
 }
 
+/// `(converged, iterations, objective)` of each (21) solve in a run of
+/// `manifest`.
+fn constrained_solves(manifest: &str) -> Vec<(bool, usize, f64)> {
+    let (dir, path) = setup(manifest);
+    run(&path, &dir.path().join("out"), None, 2).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("out/blobs/constrained.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    lines
+        .map(|line| {
+            let row: Vec<&str> = line.split(',').collect();
+            (
+                row[column("converged")] == "true",
+                row[column("iterations")].parse().unwrap(),
+                row[column("objective")].parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_newton_polish_is_set_from_the_manifest() {
+    let constrained = format!(
+        "{BLOBS}\n[constrained]\nmethod = \"admm\"\ntol_gap = 1e-4\nmax_iterations = 20000\n"
+    );
+    let plain = constrained_solves(&constrained);
+    let polished = constrained_solves(&format!("{constrained}polish_from = 100\n"));
+    assert_eq!(plain.len(), 2);
+    // Plain ADMM stops at the cap above the 1e-4 gap on both solves; with
+    // the polish one meets it sooner, and where both run to the cap the
+    // polished objective is lower (the polish is kept only when better).
+    let converged = |solves: &[(bool, usize, f64)]| solves.iter().filter(|s| s.0).count();
+    assert!(
+        converged(&polished) > converged(&plain),
+        "{plain:?} {polished:?}"
+    );
+    for (without, with) in plain.iter().zip(&polished) {
+        assert!(with.1 <= without.1, "{without:?} {with:?}");
+        if with.1 == without.1 {
+            assert!(with.2 <= without.2, "{without:?} {with:?}");
+        }
+    }
+}
+
 #[test]
 fn bad_classification_manifests_name_the_key_and_line() {
     let cases = [
@@ -396,6 +441,11 @@ fn bad_classification_manifests_name_the_key_and_line() {
             format!("{BLOBS}\n[constrained]\nmethod = \"admm\"\nmax_iterations = 0\n"),
             "constrained.max_iterations",
             "at least 1",
+        ),
+        (
+            format!("{BLOBS}\n[constrained]\nmethod = \"admm\"\npolish_from = 15\n"),
+            "constrained.polish_from",
+            "multiple of 10",
         ),
         (
             format!(

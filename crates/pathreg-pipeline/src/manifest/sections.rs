@@ -492,6 +492,8 @@ pub struct RawAdmm {
     pub tol_gap: Option<Spanned<f64>>,
     /// Iteration cap.
     pub max_iterations: Option<Spanned<usize>>,
+    /// Iterations before the first Newton polish (0 for none).
+    pub polish_from: Option<Spanned<usize>>,
 }
 
 impl RawAdmm {
@@ -511,6 +513,20 @@ impl RawAdmm {
         }
         if let Some(m) = &self.max_iterations {
             settings.max_iterations = v.positive_usize(m, &format!("{table}.max_iterations"))?;
+        }
+        if let Some(p) = &self.polish_from {
+            let every = settings.check_every;
+            if !p.get_ref().is_multiple_of(every) {
+                return Err(v.error(
+                    p.span(),
+                    &format!("{table}.polish_from"),
+                    format!(
+                        "must be 0 or a multiple of {every} (ADMM checks every {every} iterations), got {}",
+                        p.get_ref()
+                    ),
+                ));
+            }
+            settings.polish_from = *p.get_ref();
         }
         Ok(settings)
     }

@@ -224,6 +224,7 @@ struct RawConstrained {
     tol_violation: Option<Spanned<f64>>,
     tol_gap: Option<Spanned<f64>>,
     max_iterations: Option<Spanned<usize>>,
+    polish_from: Option<Spanned<usize>>,
 }
 
 impl RawConstrained {
@@ -246,6 +247,7 @@ impl RawConstrained {
             tol_violation: self.tol_violation.clone(),
             tol_gap: self.tol_gap.clone(),
             max_iterations: self.max_iterations.clone(),
+            polish_from: self.polish_from.clone(),
         }
         .check("constrained", v)?;
         Ok(ConstrainedSpec { settings })
