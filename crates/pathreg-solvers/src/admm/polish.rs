@@ -33,9 +33,10 @@
 //! so the bound never depends on the faces being right. The polished point
 //! is restored and evaluated like ADMM's own, and the better one is kept.
 //!
-//! A polish whose first Newton point violates more than a quarter of the
-//! identified faces gives up at once (see `UNTRUSTED_FRACTION`): the faces
-//! are not settled, and its rounds would mostly empty the support. The best
+//! A polish gives up when the faces are not settled: when its first Newton
+//! point violates more than a quarter of the identified faces (see
+//! `UNTRUSTED_FRACTION`), or when a round adds more faces than the round
+//! before. Its rounds would then mostly empty the support. The best
 //! polished point and the best bound are kept for the later checks, so a
 //! solve capped between polishes still returns them.
 //!
@@ -318,6 +319,7 @@ pub(super) fn polish(
     // (rebuilt only when the binding grows).
     let mut faces: Vec<Option<Face>> = support.iter().map(|_| None).collect();
     let identified: usize = support.iter().map(|(_, binding, _)| binding.count()).sum();
+    let mut previous = usize::MAX;
     for round in 0..ROUNDS {
         let built: Vec<Face> = support
             .par_iter()
@@ -346,9 +348,13 @@ pub(super) fn polish(
             next.push((b, binding, block));
             next_faces.push((grown == 0).then_some(face));
         }
-        if round == 0 && added as f64 > UNTRUSTED_FRACTION * identified as f64 {
+        // Unsettled faces: too many violated at first, or more added than
+        // in the round before (the additions cascade instead of shrinking).
+        if (round == 0 && added as f64 > UNTRUSTED_FRACTION * identified as f64) || added > previous
+        {
             return None;
         }
+        previous = added;
         (support, faces) = (next, next_faces);
         if added == 0 || support.is_empty() {
             break;
