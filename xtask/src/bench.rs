@@ -293,39 +293,30 @@ fn constrained(root: &Path, data: &Dataset, repeat: usize) -> Result<()> {
         SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(4), k, x.ncols(), m1)?;
     let runs = repeat.min(3);
     let settings = pathreg_solvers::AdmmSettings::default();
-    let mut last = None;
-    let admm = median(runs, || {
-        last = Some(pathreg_solvers::solve_admm(
-            x,
-            y,
-            &arrangements,
-            beta,
-            1,
-            &settings,
-            None,
-        )?);
-        Ok::<(), pathreg_solvers::SolverError>(())
-    })?;
-    let solve = last.context("no ADMM run")?;
+    // The median time of `runs` solves with `settings`, and the last solve.
+    let timed =
+        |settings: &pathreg_solvers::AdmmSettings| -> Result<(f64, pathreg_solvers::AdmmSolve)> {
+            let mut last = None;
+            let seconds = median(runs, || {
+                last = Some(pathreg_solvers::solve_admm(
+                    x,
+                    y,
+                    &arrangements,
+                    beta,
+                    1,
+                    settings,
+                    None,
+                )?);
+                Ok::<(), pathreg_solvers::SolverError>(())
+            })?;
+            Ok((seconds, last.context("no ADMM run")?))
+        };
+    let (admm, solve) = timed(&settings)?;
     // The same solve with the Newton polish from 100 iterations on.
-    let polishing = pathreg_solvers::AdmmSettings {
+    let (polished_time, polished) = timed(&pathreg_solvers::AdmmSettings {
         polish_from: 100,
         ..settings
-    };
-    let mut last = None;
-    let polished_time = median(runs, || {
-        last = Some(pathreg_solvers::solve_admm(
-            x,
-            y,
-            &arrangements,
-            beta,
-            1,
-            &polishing,
-            None,
-        )?);
-        Ok::<(), pathreg_solvers::SolverError>(())
     })?;
-    let polished = last.context("no polished ADMM run")?;
     let triples = arrangements.triples(x)?;
     let geometries: Vec<pathreg_core::convex::TripleGeometry> = triples
         .iter()

@@ -526,8 +526,9 @@ impl Problem {
         restored
     }
 
-    /// The dual bound of (21) at `v`: with `η = ρ_u Π_{K*}(−Λ)` (at a fixed
-    /// point of ADMM `−ρ_u Λ` is exactly the optimal multiplier), or a
+    /// The dual bound of (21) at `v`: with ADMM's multipliers `eta`
+    /// (`η = ρ_u Π_{K*}(−Λ)`; at a fixed point of ADMM `−ρ_u Λ` is exactly
+    /// the optimal multiplier), or a
     /// block's ratio from `faces` where it is given and smaller, `v` and `η`
     /// are scaled by the largest ratio `‖X̃ᵀ(C_b ⊙ v + η_b)‖_F / β'` and the
     /// bound `t·yᵀv − ½t²‖v‖²` is maximized over `t ∈ [0, 1/max(1, ratio)]`.
@@ -535,12 +536,10 @@ impl Problem {
         &self,
         y: ArrayView1<f64>,
         v: ArrayView1<f64>,
-        lambda: &Array2<f64>,
-        rho: f64,
+        eta: &Array2<f64>,
         faces: &[Option<f64>],
     ) -> f64 {
-        let mut multipliers = self.project_dual(&(-lambda)) * rho;
-        multipliers += &(&self.coefficients * &v.insert_axis(Axis(1)));
+        let multipliers = eta + &(&self.coefficients * &v.insert_axis(Axis(1)));
         let dual_blocks = product(self.x_rot.t(), multipliers.view());
         let largest = dual_blocks
             .axis_chunks_iter(Axis(1), self.m1)
@@ -839,7 +838,8 @@ fn check(
     let (_, f) = evaluate(x, y, masks, &p.unrotate(&it.v)?, objective)?;
     let v = &y - &f;
     let no_faces = vec![None; 2 * p.k];
-    let mut lower_bound = p.lower_bound(y, v.view(), &it.lambda, rho, &no_faces);
+    let eta = p.project_dual(&(-&it.lambda)) * rho;
+    let mut lower_bound = p.lower_bound(y, v.view(), &eta, &no_faces);
     if let Some(tolerance) = polish
         && let Some(polished) = polish::polish(p, &it.v, &it.u, y)
     {
@@ -854,7 +854,6 @@ fn check(
         }
         // Blocks outside the polished support: their multipliers, refined
         // from ADMM's for the polished residual.
-        let eta = p.project_dual(&(-&it.lambda)) * rho;
         let mut ratios = polished.ratios;
         for (b, ratio) in ratios.iter_mut().enumerate() {
             if ratio.is_none() {
@@ -867,7 +866,7 @@ fn check(
                 ));
             }
         }
-        let bound = p.lower_bound(y, polished.residual.view(), &it.lambda, rho, &ratios);
+        let bound = p.lower_bound(y, polished.residual.view(), &eta, &ratios);
         kept.lower_bound = kept.lower_bound.max(bound);
     }
     // The best polished point and bound so far stay valid at later checks.

@@ -67,7 +67,7 @@ use rayon::prelude::*;
 use super::Problem;
 
 /// The largest block dimension `d·m1` the polish is run for.
-pub(super) const MAX_BLOCK_DIMENSION: usize = 1024;
+const MAX_BLOCK_DIMENSION: usize = 1024;
 
 /// A polished point and what certifies it.
 pub(super) struct Polished {
@@ -75,8 +75,8 @@ pub(super) struct Polished {
     pub(super) w: Array2<f64>,
     /// `v = y − f(W̃)`.
     pub(super) residual: Array1<f64>,
-    /// For each block of the support, `‖A_bᵀv + G_bᵀλ_b‖/β'` with the
-    /// face multipliers `λ_b ≥ 0`; `None` outside the support.
+    /// For each block of the support, its dual ratio with the face
+    /// multipliers refined by [`refined_ratio`]; `None` outside the support.
     pub(super) ratios: Vec<Option<f64>>,
 }
 
