@@ -40,34 +40,35 @@
 //! polished point and the best bound are kept for the later checks, so a
 //! solve capped between polishes still returns them.
 //!
+//! The null-space projection `P_b = N_b N_bᵀ` is never formed. The
+//! first-layer rows of one neuron touch only that neuron's `d` variables,
+//! so each neuron is projected onto the null space of its own binding rows
+//! (a `min(s, d)`-sized eigendecomposition for `s` rows), and the
+//! second-layer rows, which couple the neurons, are projected so and
+//! orthonormalized (one `r × r` eigendecomposition for `r` such rows). The
+//! Newton step needs `M_b M_bᵀ = A_b P_b A_bᵀ` (`n × n`, built once per
+//! face), `A_b` and `P_b A_bᵀ`; no `d·m1 × d·m1` matrix is formed, so the
+//! polish runs at Table 3's size (`d·m1` up to 16 600).
+//!
 //! Measured on parkinsons (K = 8, m1 = 10, β = 0.5, the bench's case), with
 //! polishes at 100, 200, 400, … iterations: the default tolerances are met
 //! at 1 600 iterations against 7 100 without the polish, with the objective
 //! within 1.7e-5 of Clarabel's. A gap of 1e-6 takes 3 200 iterations, where
 //! plain ADMM needs 33 310 for 1e-5. The two blocks outside the support set
 //! the bound until their multipliers are refined: ADMM's own leave a ratio
-//! of 1.003 at 3 200 iterations. In the bench the polished solve takes
-//! 2.14 s against plain ADMM's 5.09 s and Clarabel's 5.77 s. Elsewhere, at the same
-//! K = 8, m1 = 10, β = 0.5: on sonar (d = 60) the tolerances are met at 200
-//! iterations against 990, but the 600 × 600 eigendecompositions make it
-//! slower in time; on breast-cancer neither meets them within 20 000
-//! iterations, and the polish returns 40.71356 (gap 2.2e-4) where plain
-//! ADMM returns 40.74729 (gap 1.0e-3). It is off by default
-//! ([`AdmmSettings::polish_from`](super::AdmmSettings::polish_from)) until
-//! it scales: at Table 3's m1 = 100 its eigendecompositions would be up to
-//! `100 d × 100 d` per block.
-//!
-//! The null spaces are dense eigendecompositions of `d·m1 × d·m1` matrices,
-//! so the polish is only run when `d·m1 ≤ MAX_BLOCK_DIMENSION`.
+//! of 1.003 at 3 200 iterations. On sonar (d = 60) the tolerances are met
+//! at 200 iterations against 990 (0.80 s against 1.26 s on this 2-core
+//! machine; with dense `600 × 600` eigendecompositions the polish took
+//! 2.8 s). On breast-cancer neither meets them within 20 000 iterations.
+//! It is off by default
+//! ([`AdmmSettings::polish_from`](super::AdmmSettings::polish_from)).
 
 use ndarray::{Array1, Array2, ArrayView1, Axis};
+use pathreg_core::CoreError;
 use pathreg_core::linalg::{Cholesky, symmetric_eigen};
 use rayon::prelude::*;
 
 use super::Problem;
-
-/// The largest block dimension `d·m1` the polish is run for.
-const MAX_BLOCK_DIMENSION: usize = 1024;
 
 /// A polished point and what certifies it.
 pub(super) struct Polished {
@@ -176,100 +177,266 @@ const UNTRUSTED_FRACTION: f64 = 0.25;
 /// Rounds of adding violated faces at most.
 const ROUNDS: usize = 8;
 
-/// One block of the support with its binding rows.
-struct Face {
-    /// `A_b`, `n × d·m1` (neuron-major: entry `(i, j·d + a)`).
-    operator: Array2<f64>,
-    /// `G_b`, the binding rows, `r × d·m1`.
-    rows: Array2<f64>,
-    /// Each row's sample, and its neuron (`None` for the second layer's).
-    labels: Vec<(usize, Option<usize>)>,
-    /// The eigenvectors of `G_bᵀG_b` with non-zero eigenvalue, and those.
+/// One neuron's first-layer faces: an orthonormal basis of the span of its
+/// binding rows `σ_ij x̃_i`.
+struct NeuronFace {
+    /// The binding samples `S`.
+    samples: Vec<usize>,
+    /// `R`, `d × r`: an orthonormal basis of the row space of `X_S`.
     range: Array2<f64>,
-    range_values: Array1<f64>,
-    /// `N_b`: the rest (the null space of `G_b`).
-    null: Array2<f64>,
+    /// The non-zero eigenvalues of `X_SᵀX_S`, one per column of `range`.
+    values: Array1<f64>,
 }
 
-/// Eigenvalues of `G_bᵀG_b` at most this fraction of the largest count as zero.
-const NULL_TOLERANCE: f64 = 1e-10;
-
-impl Face {
-    fn new(p: &Problem, binding: &Binding, block: usize) -> Result<Self, pathreg_core::CoreError> {
-        let (n, d) = p.x_rot.dim();
-        let (k, m1) = (p.k, p.m1);
-        let dim = d * m1;
-        let kk = block % k;
-        let mut rows: Vec<f64> = Vec::new();
-        let mut labels = Vec::new();
-        for i in 0..n {
-            let x = p.x_rot.row(i);
-            for j in 0..m1 {
-                let c = kk * m1 + j;
-                if binding.orthant[[i, j]] {
-                    labels.push((i, Some(j)));
-                    let start = rows.len() + j * d;
-                    rows.resize(rows.len() + dim, 0.0);
-                    for a in 0..d {
-                        rows[start + a] = p.sigma[[i, c]] * x[a];
-                    }
-                }
-            }
-            if binding.half[i] {
-                labels.push((i, None));
-                let base = rows.len();
-                rows.resize(base + dim, 0.0);
-                let side = p.side[[i, kk]];
-                for j in (0..m1).filter(|&j| p.active[[i, kk * m1 + j]] != 0.0) {
-                    for a in 0..d {
-                        rows[base + j * d + a] = side * x[a];
-                    }
-                }
-            }
+impl NeuronFace {
+    /// From the signed rows `σ_ij x̃_i` of `samples`: by the `s × s` Gram
+    /// matrix `X_S X_Sᵀ` when there are fewer rows than `d`, by the `d × d`
+    /// one `X_SᵀX_S` otherwise.
+    fn new(p: &Problem, column: usize, samples: Vec<usize>) -> Result<Self, CoreError> {
+        let d = p.x_rot.ncols();
+        let rows = Array2::from_shape_fn((samples.len(), d), |(r, a)| {
+            p.sigma[[samples[r], column]] * p.x_rot[[samples[r], a]]
+        });
+        if samples.is_empty() {
+            return Ok(Self {
+                samples,
+                range: Array2::zeros((d, 0)),
+                values: Array1::zeros(0),
+            });
         }
-        let rows = Array2::from_shape_vec((rows.len() / dim, dim), rows)
-            .expect("whole rows were appended");
-        let (values, vectors) = symmetric_eigen(rows.t().dot(&rows).view())?;
+        let small = samples.len() < d;
+        let gram = if small {
+            rows.dot(&rows.t())
+        } else {
+            rows.t().dot(&rows)
+        };
+        let (values, vectors) = symmetric_eigen(gram.view())?;
         let top = values.iter().copied().fold(0.0, f64::max);
-        let zero = NULL_TOLERANCE * top;
-        let null_columns: Vec<usize> = (0..dim).filter(|&c| values[c] <= zero).collect();
-        let range_columns: Vec<usize> = (0..dim).filter(|&c| values[c] > zero).collect();
+        let kept: Vec<usize> = (0..values.len())
+            .filter(|&c| values[c] > NULL_TOLERANCE * top)
+            .collect();
+        let values = values.select(Axis(0), &kept);
+        let vectors = vectors.select(Axis(1), &kept);
+        // From `X_S X_Sᵀ = U Λ Uᵀ`, `R = X_Sᵀ U Λ^{-1/2}`.
+        let range = if small {
+            rows.t().dot(&vectors) / &values.mapv(f64::sqrt)
+        } else {
+            vectors
+        };
         Ok(Self {
-            operator: operator(p, block),
-            rows,
-            labels,
-            range: vectors.select(Axis(1), &range_columns),
-            range_values: values.select(Axis(0), &range_columns),
-            null: vectors.select(Axis(1), &null_columns),
+            samples,
+            range,
+            values,
         })
     }
 
+    /// All of `R^d` is bound: the neuron is fixed at zero.
+    fn is_fixed(&self, d: usize) -> bool {
+        self.range.ncols() == d
+    }
+
+    /// `w − R Rᵀ w`, in place.
+    fn project(&self, mut w: ndarray::ArrayViewMut1<f64>) {
+        if self.range.ncols() > 0 {
+            let coordinates = self.range.t().dot(&w);
+            w.scaled_add(-1.0, &self.range.dot(&coordinates));
+        }
+    }
+
+    /// The coefficients `μ` of the binding rows with `X_Sᵀμ = R Rᵀ t`
+    /// (`μ = X_S R Λ⁻¹ Rᵀ t`), one per sample of `samples`.
+    fn coefficients(&self, p: &Problem, column: usize, t: ArrayView1<f64>) -> Array1<f64> {
+        let scaled = self.range.dot(&(self.range.t().dot(&t) / &self.values));
+        Array1::from_shape_fn(self.samples.len(), |r| {
+            let i = self.samples[r];
+            p.sigma[[i, column]] * p.x_rot.row(i).dot(&scaled)
+        })
+    }
+}
+
+/// One block of the support with its binding rows `G_b`, held implicitly:
+/// the null-space projection `P_b` first projects each neuron onto the null
+/// space of its own first-layer rows, then removes the span of the
+/// second-layer rows so projected (`E`, orthonormal). Nothing of size
+/// `d·m1 × d·m1` is formed.
+struct Face {
+    /// Block `b`.
+    block: usize,
+    /// Per neuron `j`, its first-layer faces.
+    neurons: Vec<NeuronFace>,
+    /// The samples of the binding second-layer rows.
+    half_samples: Vec<usize>,
+    /// `E`, `d·m1 × r`: an orthonormal basis of the second-layer rows
+    /// after the first-layer projection (`F`, neuron-major).
+    coupled: Array2<f64>,
+    /// `U Λ^{-1/2}` from `FᵀF = U Λ Uᵀ`, so that `(FᵀF)⁺Fᵀq` is
+    /// `coupled_map · Eᵀq`.
+    coupled_map: Array2<f64>,
+    /// `A_b P_b A_bᵀ`, `n × n`: the Gram matrix of the reduced operator.
+    gram: Array2<f64>,
+}
+
+/// Eigenvalues of a Gram matrix of binding rows at most this fraction of
+/// the largest count as zero.
+const NULL_TOLERANCE: f64 = 1e-10;
+
+impl Face {
+    /// The face of `binding` for block `block`; `kernel` is `X̃X̃ᵀ`.
+    fn new(
+        p: &Problem,
+        binding: &Binding,
+        block: usize,
+        kernel: &Array2<f64>,
+    ) -> Result<Self, CoreError> {
+        let (n, d) = p.x_rot.dim();
+        let (m1, kk) = (p.m1, block % p.k);
+        let neurons = (0..m1)
+            .map(|j| {
+                let samples = (0..n).filter(|&i| binding.orthant[[i, j]]).collect();
+                NeuronFace::new(p, kk * m1 + j, samples)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let half_samples: Vec<usize> = (0..n).filter(|&i| binding.half[i]).collect();
+        // F: each second-layer row `side_i [x̃_i on the active neurons]`,
+        // projected onto the first-layer null spaces.
+        let mut projected = Array2::zeros((d * m1, half_samples.len()));
+        for (r, &i) in half_samples.iter().enumerate() {
+            let mut row = projected.column_mut(r);
+            for j in (0..m1).filter(|&j| p.active[[i, kk * m1 + j]] != 0.0) {
+                let mut part = row.slice_mut(ndarray::s![j * d..(j + 1) * d]);
+                part.assign(&(&p.x_rot.row(i) * p.side[[i, kk]]));
+                neurons[j].project(part);
+            }
+        }
+        let (coupled, coupled_map) = if half_samples.is_empty() {
+            (Array2::zeros((d * m1, 0)), Array2::zeros((0, 0)))
+        } else {
+            let (values, vectors) = symmetric_eigen(projected.t().dot(&projected).view())?;
+            let top = values.iter().copied().fold(0.0, f64::max);
+            let kept: Vec<usize> = (0..values.len())
+                .filter(|&c| values[c] > NULL_TOLERANCE * top)
+                .collect();
+            let inverse_root = values.select(Axis(0), &kept).mapv(|v| 1.0 / v.sqrt());
+            let map = vectors.select(Axis(1), &kept) * &inverse_root;
+            (projected.dot(&map), map)
+        };
+        let mut face = Self {
+            block,
+            neurons,
+            half_samples,
+            coupled,
+            coupled_map,
+            gram: Array2::zeros((0, 0)),
+        };
+        face.gram = face.reduced_gram(p, kernel);
+        Ok(face)
+    }
+
+    /// `A_b P_b A_bᵀ = (X̃X̃ᵀ) ⊙ (C_f C_fᵀ) − Σ_j B_j B_jᵀ − (A_b E)(A_b E)ᵀ`
+    /// over the free neurons `f`, with `B_j = c_j ⊙ X̃R_j`.
+    fn reduced_gram(&self, p: &Problem, kernel: &Array2<f64>) -> Array2<f64> {
+        let (n, d) = p.x_rot.dim();
+        let m1 = p.m1;
+        let free: Vec<usize> = (0..m1).filter(|&j| !self.neurons[j].is_fixed(d)).collect();
+        let columns: Vec<usize> = free.iter().map(|j| self.block * m1 + j).collect();
+        let c_free = p.coefficients.select(Axis(1), &columns);
+        let mut gram = kernel * &c_free.dot(&c_free.t());
+        let width: usize = free.iter().map(|&j| self.neurons[j].range.ncols()).sum();
+        let mut bound = Array2::zeros((n, width + self.coupled.ncols()));
+        let mut at = 0;
+        for &j in &free {
+            let range = &self.neurons[j].range;
+            let mut part = bound.slice_mut(ndarray::s![.., at..at + range.ncols()]);
+            part.assign(&p.x_rot.dot(range));
+            let c = p.coefficients.column(self.block * m1 + j);
+            part *= &c.insert_axis(Axis(1));
+            at += range.ncols();
+        }
+        for (r, e) in self.coupled.columns().into_iter().enumerate() {
+            bound.column_mut(at + r).assign(&self.apply(p, e));
+        }
+        gram -= &bound.dot(&bound.t());
+        gram
+    }
+
+    /// `A_b w` for a neuron-major `w` (`d·m1`).
+    fn apply(&self, p: &Problem, w: ArrayView1<f64>) -> Array1<f64> {
+        apply(p, self.block, w)
+    }
+
+    /// `P_b w`, in place.
+    fn project(&self, w: &mut Array1<f64>) {
+        let d = w.len() / self.neurons.len();
+        for (j, neuron) in self.neurons.iter().enumerate() {
+            neuron.project(w.slice_mut(ndarray::s![j * d..(j + 1) * d]));
+        }
+        if self.coupled.ncols() > 0 {
+            let coordinates = self.coupled.t().dot(w);
+            w.scaled_add(-1.0, &self.coupled.dot(&coordinates));
+        }
+    }
+
+    /// `A_bᵀ s`, unprojected.
+    fn adjoint_full(&self, p: &Problem, s: ArrayView1<f64>) -> Array1<f64> {
+        let (d, m1) = (p.x_rot.ncols(), p.m1);
+        let c = p
+            .coefficients
+            .slice(ndarray::s![.., self.block * m1..(self.block + 1) * m1]);
+        let weighted = &c * &s.insert_axis(Axis(1));
+        vectorize(&p.x_rot.t().dot(&weighted), 0, d, m1)
+    }
+
+    /// `P_b A_bᵀ s`.
+    fn adjoint(&self, p: &Problem, s: ArrayView1<f64>) -> Array1<f64> {
+        let mut g = self.adjoint_full(p, s);
+        self.project(&mut g);
+        g
+    }
+
     /// Block `b`'s multipliers `η_b ∈ K_b*` (`n × m1`) for the residual `v`:
-    /// the least-squares solution `λ = −G_b (G_bᵀG_b)⁺ A_bᵀv` of the
+    /// a least-squares solution `λ` of `G_bᵀλ = (I − P_b) A_bᵀv`, the
     /// stationarity on the faces, mapped to each sample's pre-activations
     /// and projected onto its dual cone (a sample's sum can lie in the dual
     /// cone even where single coefficients of `λ` are negative: its face
-    /// rows are dependent).
-    fn multipliers(&self, p: &Problem, b: usize, v: ArrayView1<f64>) -> Array2<f64> {
-        let (n, m1, kk) = (p.x_rot.nrows(), p.m1, b % p.k);
+    /// rows are dependent). The second-layer coefficients are
+    /// `ν = (FᵀF)⁺Fᵀ P_orth g`; each neuron's first-layer ones then fit
+    /// what remains of `g − G_Hᵀν` in its rows' span.
+    fn multipliers(&self, p: &Problem, v: ArrayView1<f64>) -> Array2<f64> {
+        let (n, d) = p.x_rot.dim();
+        let (m1, kk) = (p.m1, self.block % p.k);
         let mut eta = Array2::zeros((n, m1));
-        if self.rows.nrows() == 0 {
-            return eta;
-        }
-        let g = self.operator.t().dot(&v);
-        let coordinates = self.range.t().dot(&g) / &self.range_values;
-        let lambda = self.rows.dot(&self.range.dot(&coordinates));
-        for (&(i, neuron), l) in self.labels.iter().zip(&lambda) {
-            match neuron {
-                Some(j) => eta[[i, j]] -= l * p.sigma[[i, kk * m1 + j]],
-                None => {
-                    for j in (0..m1).filter(|&j| p.active[[i, kk * m1 + j]] != 0.0) {
-                        eta[[i, j]] -= l * p.side[[i, kk]];
-                    }
+        let mut remainder = self.adjoint_full(p, v);
+        if self.coupled.ncols() > 0 {
+            let mut q = remainder.clone();
+            for (j, neuron) in self.neurons.iter().enumerate() {
+                neuron.project(q.slice_mut(ndarray::s![j * d..(j + 1) * d]));
+            }
+            let nu = self.coupled_map.dot(&self.coupled.t().dot(&q));
+            for (&i, l) in self.half_samples.iter().zip(&nu) {
+                let side = p.side[[i, kk]];
+                for j in (0..m1).filter(|&j| p.active[[i, kk * m1 + j]] != 0.0) {
+                    eta[[i, j]] -= l * side;
+                    remainder
+                        .slice_mut(ndarray::s![j * d..(j + 1) * d])
+                        .scaled_add(-l * side, &p.x_rot.row(i));
                 }
             }
         }
-        project_dual_rows(p, b, &mut eta, &mut Vec::new());
+        for (j, neuron) in self.neurons.iter().enumerate() {
+            if neuron.samples.is_empty() {
+                continue;
+            }
+            let column = kk * m1 + j;
+            let part = remainder.slice(ndarray::s![j * d..(j + 1) * d]);
+            for (&i, mu) in neuron
+                .samples
+                .iter()
+                .zip(neuron.coefficients(p, column, part))
+            {
+                eta[[i, j]] -= mu * p.sigma[[i, column]];
+            }
+        }
+        project_dual_rows(p, self.block, &mut eta, &mut Vec::new());
         eta
     }
 }
@@ -283,13 +450,12 @@ fn project_dual_rows(p: &Problem, b: usize, w: &mut Array2<f64>, events: &mut Ve
     }
 }
 
-/// `A_b`, `n × d·m1`: `(A_b)_{i, j·d + a} = C_{i, b·m1 + j} x̃_{ia}`.
-fn operator(p: &Problem, b: usize) -> Array2<f64> {
-    let (n, d) = p.x_rot.dim();
-    let m1 = p.m1;
-    Array2::from_shape_fn((n, d * m1), |(i, c)| {
-        p.coefficients[[i, b * m1 + c / d]] * p.x_rot[[i, c % d]]
-    })
+/// `A_b w = Σ_j c_j ⊙ X̃w_j` for a neuron-major `w` (`d·m1`).
+fn apply(p: &Problem, b: usize, w: ArrayView1<f64>) -> Array1<f64> {
+    let (d, m1) = (p.x_rot.ncols(), p.m1);
+    let pre = p.x_rot.dot(&unvectorize(w, d, m1));
+    let c = p.coefficients.slice(ndarray::s![.., b * m1..(b + 1) * m1]);
+    (&pre * &c).sum_axis(Axis(1))
 }
 
 /// Polishes `v` (rotated, `d × N`) on the faces `u` identifies, adding the
@@ -303,11 +469,8 @@ pub(super) fn polish(
     y: ArrayView1<f64>,
 ) -> Option<Polished> {
     let (d, m1) = (p.x_rot.ncols(), p.m1);
-    let dim = d * m1;
     let blocks = 2 * p.k;
-    if dim > MAX_BLOCK_DIMENSION {
-        return None;
-    }
+    let kernel = p.x_rot.dot(&p.x_rot.t());
     let mut support: Vec<(usize, Binding, Array1<f64>)> = (0..blocks)
         .filter_map(|b| {
             let block = vectorize(v, b, d, m1);
@@ -325,7 +488,7 @@ pub(super) fn polish(
             .zip(faces.par_iter_mut())
             .map(|((b, binding, _), face)| match face.take() {
                 Some(face) => Ok(face),
-                None => Face::new(p, binding, *b),
+                None => Face::new(p, binding, *b, &kernel),
             })
             .collect::<Result<Vec<_>, _>>()
             .ok()?;
@@ -334,14 +497,14 @@ pub(super) fn polish(
             &built,
             &support.iter().map(|s| &s.2).collect::<Vec<_>>(),
             y,
-        )?;
+        );
         let mut added = 0;
         let (mut next, mut next_faces) = (Vec::new(), Vec::new());
         for ((entry, face), zb) in support.into_iter().zip(built).zip(z) {
             let Some(zb) = zb else { continue };
             let (b, mut binding, _) = entry;
-            let block = face.null.dot(&zb);
-            let pre = p.x_rot.dot(&unvectorize(&block, d, m1));
+            let block = zb;
+            let pre = p.x_rot.dot(&unvectorize(block.view(), d, m1));
             let grown = binding.add_violated(p, &pre, b);
             added += grown;
             next.push((b, binding, block));
@@ -365,18 +528,18 @@ pub(super) fn polish(
     let mut w = Array2::zeros((d, p.columns()));
     let mut residual = y.to_owned();
     for (b, _, block) in &support {
-        residual -= &operator(p, *b).dot(block);
+        residual -= &apply(p, *b, block.view());
         w.slice_mut(ndarray::s![.., b * m1..(b + 1) * m1])
-            .assign(&unvectorize(block, d, m1));
+            .assign(&unvectorize(block.view(), d, m1));
     }
     let mut ratios = vec![None; blocks];
     let computed: Vec<f64> = support
         .par_iter()
         .map(|(b, _, block)| {
-            let pre = p.x_rot.dot(&unvectorize(block, d, m1));
-            Face::new(p, &Binding::near(p, &pre, *b), *b)
+            let pre = p.x_rot.dot(&unvectorize(block.view(), d, m1));
+            Face::new(p, &Binding::near(p, &pre, *b), *b, &kernel)
                 .map(|f| {
-                    let start = f.multipliers(p, *b, residual.view());
+                    let start = f.multipliers(p, residual.view());
                     refined_ratio(p, *b, residual.view(), start.view())
                 })
                 .unwrap_or(f64::INFINITY)
@@ -454,33 +617,36 @@ fn vectorize(v: &Array2<f64>, b: usize, d: usize, m1: usize) -> Array1<f64> {
 }
 
 /// A neuron-major `d·m1` vector as a `d × m1` block.
-fn unvectorize(block: &Array1<f64>, d: usize, m1: usize) -> Array2<f64> {
+fn unvectorize(block: ArrayView1<f64>, d: usize, m1: usize) -> Array2<f64> {
     Array2::from_shape_fn((d, m1), |(a, j)| block[j * d + a])
 }
 
 /// Newton's method on the reduced problem over `faces`, from `start` (the
-/// blocks' full vectors): each block's reduced variables, or `None` for a
-/// block that left the support.
+/// blocks' full vectors, projected onto their faces' null spaces): each
+/// block's polished vector, or `None` for a block that left the support.
 fn newton(
     p: &Problem,
     faces: &[Face],
     start: &[&Array1<f64>],
     y: ArrayView1<f64>,
-) -> Option<Vec<Option<Array1<f64>>>> {
+) -> Vec<Option<Array1<f64>>> {
     let n = p.x_rot.nrows();
     let weight = p.weight;
-    let all_reduced: Vec<Array2<f64>> = faces.par_iter().map(|f| f.operator.dot(&f.null)).collect();
     let mut live: Vec<usize> = (0..faces.len()).collect();
     let mut z: Vec<Array1<f64>> = faces
         .iter()
         .zip(start)
-        .map(|(f, block)| f.null.t().dot(*block))
+        .map(|(f, block)| {
+            let mut zb = (*block).clone();
+            f.project(&mut zb);
+            zb
+        })
         .collect();
     let evaluate = |live: &[usize], z: &[Array1<f64>]| {
         let mut residual = y.to_owned();
         let mut penalty = 0.0;
         for &b in live {
-            residual -= &all_reduced[b].dot(&z[b]);
+            residual -= &faces[b].apply(p, z[b].view());
             penalty += z[b].dot(&z[b]).sqrt();
         }
         (0.5 * residual.dot(&residual) + weight * penalty, residual)
@@ -493,20 +659,19 @@ fn newton(
             break;
         }
         let (value, residual) = evaluate(&live, &z);
-        let reduced: Vec<&Array2<f64>> = live.iter().map(|&b| &all_reduced[b]).collect();
-        let current: Vec<&Array1<f64>> = live.iter().map(|&b| &z[b]).collect();
-        let norms: Vec<f64> = current.iter().map(|zb| zb.dot(*zb).sqrt()).collect();
-        let gradients: Vec<Array1<f64>> = reduced
+        let current: Vec<(&Face, &Array1<f64>)> =
+            live.iter().map(|&b| (&faces[b], &z[b])).collect();
+        let gradients: Vec<Array1<f64>> = current
             .iter()
-            .zip(&current)
-            .zip(&norms)
-            .map(|((m, zb), norm)| *zb * (weight / norm) - m.t().dot(&residual))
+            .map(|(f, zb)| *zb * (weight / zb.dot(*zb).sqrt()) - f.adjoint(p, residual.view()))
             .collect();
         let gradient_norm = gradients.iter().map(|g| g.dot(g)).sum::<f64>().sqrt();
         if gradient_norm <= GRADIENT_TOLERANCE * weight {
             break;
         }
-        let step = newton_step(&reduced, &current, &norms, &gradients, weight, n)?;
+        let Some(step) = newton_step(p, &current, &gradients, weight, n) else {
+            break;
+        };
         let slope: f64 = step.iter().zip(&gradients).map(|(s, g)| s.dot(g)).sum();
         if slope.is_nan() || slope >= 0.0 {
             break;
@@ -534,7 +699,7 @@ fn newton(
     for b in live {
         out[b] = Some(z[b].clone());
     }
-    Some(out)
+    out
 }
 
 /// A block whose norm falls below this fraction of the largest leaves the
@@ -545,29 +710,37 @@ const NEWTON_STEPS: usize = 50;
 /// Stop when the reduced gradient's norm is below this fraction of `β'`.
 const GRADIENT_TOLERANCE: f64 = 1e-11;
 
-/// The Newton direction `−H⁻¹g` for `H = Λ + MᵀM − Σ_b a_b ẑ_b ẑ_bᵀ`,
-/// `Λ = diag(a_b I)`, by Woodbury with `U = [Mᵀ | Ẑ]`: the capacitance is
-/// `[[P, Q], [Qᵀ, 0]]` with `P = I + Σ_b M_b M_bᵀ/a_b`, `Q_b = M_b ẑ_b/a_b`.
+/// The Newton direction `−H⁻¹g` on the faces' null spaces for
+/// `H = Λ + MᵀM − Σ_b a_b ẑ_b ẑ_bᵀ`, `Λ = diag(a_b I)`, `a_b = β'/‖z_b‖`,
+/// `M_b = A_b P_b`, by Woodbury with `U = [Mᵀ | Ẑ]`: the capacitance is
+/// `[[P, Q], [Qᵀ, 0]]` with `P = I + Σ_b M_b M_bᵀ/a_b` (the faces' cached
+/// Gram matrices) and `Q_b = M_b ẑ_b/a_b`. The gradients lie in the null
+/// spaces, so `M_b g_b = A_b g_b`.
 fn newton_step(
-    reduced: &[&Array2<f64>],
-    z: &[&Array1<f64>],
-    norms: &[f64],
+    p: &Problem,
+    current: &[(&Face, &Array1<f64>)],
     gradients: &[Array1<f64>],
     weight: f64,
     n: usize,
 ) -> Option<Vec<Array1<f64>>> {
-    let count = z.len();
+    let count = current.len();
+    let norms: Vec<f64> = current.iter().map(|(_, zb)| zb.dot(*zb).sqrt()).collect();
     let scales: Vec<f64> = norms.iter().map(|norm| weight / norm).collect();
-    let directions: Vec<Array1<f64>> = z.iter().zip(norms).map(|(zb, norm)| *zb / *norm).collect();
+    let directions: Vec<Array1<f64>> = current
+        .iter()
+        .zip(&norms)
+        .map(|((_, zb), norm)| *zb / *norm)
+        .collect();
     let mut capacitance = Array2::<f64>::eye(n);
     let mut q = Array2::<f64>::zeros((n, count));
     let mut r1 = Array1::<f64>::zeros(n);
     let mut r2 = Array1::<f64>::zeros(count);
-    for b in 0..count {
-        let (m, a) = (reduced[b], scales[b]);
-        capacitance.scaled_add(1.0 / a, &m.dot(&m.t()));
-        q.column_mut(b).assign(&(m.dot(&directions[b]) / a));
-        r1.scaled_add(1.0 / a, &m.dot(&gradients[b]));
+    for (b, (face, _)) in current.iter().enumerate() {
+        let a = scales[b];
+        capacitance.scaled_add(1.0 / a, &face.gram);
+        q.column_mut(b)
+            .assign(&(face.apply(p, directions[b].view()) / a));
+        r1.scaled_add(1.0 / a, &face.apply(p, gradients[b].view()));
         r2[b] = directions[b].dot(&gradients[b]) / a;
     }
     let factor = Cholesky::new(capacitance.view()).ok()?;
@@ -587,9 +760,11 @@ fn newton_step(
         .solve_in_place(&mut radial);
     let sample = solve(&r1 - &q.dot(&radial));
     Some(
-        (0..count)
-            .map(|b| {
-                let correction = reduced[b].t().dot(&sample) + &directions[b] * radial[b];
+        current
+            .iter()
+            .enumerate()
+            .map(|(b, (face, _))| {
+                let correction = face.adjoint(p, sample.view()) + &directions[b] * radial[b];
                 (&correction - &gradients[b]) / scales[b]
             })
             .collect(),
