@@ -346,6 +346,31 @@ fn the_constrained_program_is_solved_certified_and_compared() {
     );
 }
 
+/// With one split there is no spread and no standard error: the table says
+/// so instead of printing `± 0.000` and listing every dataset as imprecise
+/// with an infinite standard error.
+#[test]
+fn one_split_reports_no_spread_and_no_standard_error() {
+    let (dir, path) = setup(&format!(
+        "{}\n[constrained]\nmethod = \"admm\"\ntol_gap = 1e-3\nmax_iterations = 20000\n",
+        BLOBS.replace("split_seeds = [0, 1]", "split_seeds = [0]")
+    ));
+    let out = dir.path().join("out");
+    run(&path, &out, None, 2).unwrap();
+    let table = std::fs::read_to_string(out.join("blobs/table.md")).unwrap();
+    assert!(
+        table.contains("Test accuracy: of the one replicate"),
+        "{table}"
+    );
+    assert!(
+        table.contains("With one split per dataset the standard error is undefined"),
+        "{table}"
+    );
+    assert!(!table.contains("inf splits"), "{table}");
+    let constrained = &table[table.find("## The constrained program").unwrap()..];
+    assert!(!constrained.contains('±'), "{constrained}");
+}
+
 /// `(converged, iterations, objective)` of each (21) solve in a run of
 /// `manifest`.
 fn constrained_solves(manifest: &str) -> Vec<(bool, usize, f64)> {

@@ -25,6 +25,11 @@ fn mean_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// Trainings per dataset and model: splits times training seeds.
+fn replicates(e: &ClassificationExperiment) -> usize {
+    e.data.split_seeds.len() * e.data.training_seeds.len()
+}
+
 /// Per dataset, optimizer and model: the cells over the split seeds.
 struct Summary<'a> {
     experiment: &'a ClassificationExperiment,
@@ -224,21 +229,33 @@ fn paired_section(s: &Summary) -> String {
                 )
             })
             .collect();
+        // One pair per dataset has no standard error (it is infinite), and
+        // listing every dataset as imprecise would say nothing.
+        let precision = if n < 2 {
+            "With one split per dataset the standard error is undefined; a second split gives it"
+                .to_string()
+        } else {
+            format!(
+                "Standard error above {PRECISE_STANDARD_ERROR} on {} datasets{}",
+                imprecise.len(),
+                if imprecise.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({}: standard error, and the splits that would bring it to {PRECISE_STANDARD_ERROR})",
+                        imprecise.join("; ")
+                    )
+                }
+            )
+        };
         lines.push(format!(
-            "- {}: {} of {} datasets (after Holm: {}); higher or equal in mean: {}/{}{published}. Standard error \
-             above {PRECISE_STANDARD_ERROR} on {} datasets{}.\n",
+            "- {}: {} of {} datasets (after Holm: {}); higher or equal in mean: {}/{}{published}. {precision}.\n",
             o.kind.title(),
             counts(false),
             tests.len(),
             counts(true),
             s.convex_at_least(oi),
             tests.len(),
-            imprecise.len(),
-            if imprecise.is_empty() {
-                String::new()
-            } else {
-                format!(" ({}: standard error, and the splits that would bring it to {PRECISE_STANDARD_ERROR})", imprecise.join("; "))
-            }
         ));
         for (name, p) in &tests {
             rows.push(vec![
@@ -476,7 +493,7 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         md.push_str(&format!("{}\n\n", e.description));
     }
     let seeds = e.data.split_seeds.len();
-    let replicates = seeds * e.data.training_seeds.len();
+    let replicates = replicates(e);
     md.push_str(&format!(
         "Model (m1, m2, K, β) = ({}, {}, {}, {}), {} loss on labels ±1 (one versus rest for more than two classes). \
          The convex model is the unconstrained program (11) over K sampled arrangements (P1·P2 = K) with λ = {}. \
@@ -484,8 +501,8 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
          learning rate is chosen on a stratified {}% validation split of the training set (runs of at most {} \
          epochs), then every model is retrained on the whole training set {}, batch {}, at most {} epochs. Every \
          seed derives from the data's content, the split seed and the training seed, not from the dataset's name. \
-         Test accuracy: mean ± sample std over the {} replicates; **bold** marks the higher mean of each pair \
-         (none on ties). Published values (one split) are in the right-hand columns.\n\n",
+         Test accuracy: {}; **bold** marks the higher mean of each pair (none on ties). Published values (one \
+         split) are in the right-hand columns.\n\n",
         m.m1,
         m.m2,
         m.k,
@@ -508,7 +525,11 @@ fn table_md(s: &Summary, wall_s: f64) -> String {
         },
         t.batch_size,
         t.epochs,
-        replicates,
+        if replicates > 1 {
+            format!("mean ± sample std over the {replicates} replicates")
+        } else {
+            "of the one replicate".to_string()
+        },
     ));
 
     let mut header: Vec<String> = vec!["Dataset".into(), "n".into(), "d".into()];
@@ -870,9 +891,24 @@ fn constrained_section(s: &Summary, constrained: &[ConstrainedCell]) -> String {
          training set (no learning rate, so no validation search) to relative violation ≤ {:e} and certified \
          relative duality gap ≤ {:e}, or {} iterations. Objectives are (21)'s at ADMM's feasible point and (11)'s \
          final value (loss + β Σ‖Z‖ + λ h) after training; the violation is h/Σ‖Z‖ on the training rows. Medians \
-         over the replicates, test accuracy as mean ± std.\n\n",
-        settings.tol_violation, settings.tol_gap, settings.max_iterations
+         over the replicates{}.\n\n",
+        settings.tol_violation,
+        settings.tol_gap,
+        settings.max_iterations,
+        if replicates(e) > 1 {
+            ", test accuracy as mean ± std"
+        } else {
+            ""
+        }
     );
+    let accuracy = |values: &[f64]| {
+        let (mean, std) = mean_std(values);
+        if values.len() > 1 {
+            format!("{mean:.3} ± {std:.3}")
+        } else {
+            format!("{mean:.3}")
+        }
+    };
     let of = |name: &str| -> Vec<&ConstrainedCell> {
         constrained
             .iter()
@@ -902,11 +938,10 @@ fn constrained_section(s: &Summary, constrained: &[ConstrainedCell]) -> String {
         let values = |f: &dyn Fn(&ConstrainedCell) -> f64| -> Vec<f64> {
             group.iter().map(|c| f(c)).collect()
         };
-        let (acc, acc_std) = mean_std(&values(&|c| c.outcome.test_accuracy));
         let total = group.first().map_or(0, |c| c.outcome.total_groups);
         let mut row = vec![
             name.strip_prefix("uci:").unwrap_or(name).to_string(),
-            format!("{acc:.3} ± {acc_std:.3}"),
+            accuracy(&values(&|c| c.outcome.test_accuracy)),
             format!(
                 "{}/{}",
                 group.iter().filter(|c| c.outcome.converged).count(),
@@ -927,8 +962,7 @@ fn constrained_section(s: &Summary, constrained: &[ConstrainedCell]) -> String {
                 .iter()
                 .filter_map(|c| c.outcome.convex.as_ref())
                 .collect();
-            let (cv, cv_std) = mean_std(&s.test_accuracies(name, oi, ModelKind::Convex));
-            row.push(format!("{cv:.3} ± {cv_std:.3}"));
+            row.push(accuracy(&s.test_accuracies(name, oi, ModelKind::Convex)));
             row.push(format!(
                 "{:.1e}",
                 median(
