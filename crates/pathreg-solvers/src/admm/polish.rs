@@ -283,8 +283,22 @@ struct Face {
     /// `U Λ^{-1/2}` from `FᵀF = U Λ Uᵀ`, so that `(FᵀF)⁺Fᵀq` is
     /// `coupled_map · Eᵀq`.
     coupled_map: Array2<f64>,
-    /// `A_b P_b A_bᵀ`, `n × n`: the Gram matrix of the reduced operator.
+}
+
+/// A face the Newton steps run on, with `A_b P_b A_bᵀ` (`n × n`, the Gram
+/// matrix of its reduced operator), built once per face; the certificate's
+/// faces need only [`Face::multipliers`] and skip it.
+struct NewtonFace {
+    face: Face,
     gram: Array2<f64>,
+}
+
+impl NewtonFace {
+    /// `kernel` is `X̃X̃ᵀ`.
+    fn new(face: Face, p: &Problem, kernel: &Array2<f64>) -> Self {
+        let gram = face.reduced_gram(p, kernel);
+        Self { face, gram }
+    }
 }
 
 /// Eigenvalues of a Gram matrix of binding rows at most this fraction of
@@ -292,13 +306,8 @@ struct Face {
 const NULL_TOLERANCE: f64 = 1e-10;
 
 impl Face {
-    /// The face of `binding` for block `block`; `kernel` is `X̃X̃ᵀ`.
-    fn new(
-        p: &Problem,
-        binding: &Binding,
-        block: usize,
-        kernel: &Array2<f64>,
-    ) -> Result<Self, CoreError> {
+    /// The face of `binding` for block `block`.
+    fn new(p: &Problem, binding: &Binding, block: usize) -> Result<Self, CoreError> {
         let (n, d) = p.x_rot.dim();
         let (m1, kk) = (p.m1, block % p.k);
         let neurons = (0..m1)
@@ -331,16 +340,13 @@ impl Face {
             let map = vectors.select(Axis(1), &kept) * &inverse_root;
             (projected.dot(&map), map)
         };
-        let mut face = Self {
+        Ok(Self {
             block,
             neurons,
             half_samples,
             coupled,
             coupled_map,
-            gram: Array2::zeros((0, 0)),
-        };
-        face.gram = face.reduced_gram(p, kernel);
-        Ok(face)
+        })
     }
 
     /// `A_b P_b A_bᵀ = (X̃X̃ᵀ) ⊙ (C_f C_fᵀ) − Σ_j B_j B_jᵀ − (A_b E)(A_b E)ᵀ`
@@ -490,16 +496,16 @@ pub(super) fn polish(
         .collect();
     // Each entry: block, binding, full vector, and its face once built
     // (rebuilt only when the binding grows).
-    let mut faces: Vec<Option<Face>> = support.iter().map(|_| None).collect();
+    let mut faces: Vec<Option<NewtonFace>> = support.iter().map(|_| None).collect();
     let identified: usize = support.iter().map(|(_, binding, _)| binding.count()).sum();
     let mut previous = usize::MAX;
     for round in 0..ROUNDS {
-        let built: Vec<Face> = support
+        let built: Vec<NewtonFace> = support
             .par_iter()
             .zip(faces.par_iter_mut())
             .map(|((b, binding, _), face)| match face.take() {
                 Some(face) => Ok(face),
-                None => Face::new(p, binding, *b, &kernel),
+                None => Face::new(p, binding, *b).map(|f| NewtonFace::new(f, p, &kernel)),
             })
             .collect::<Result<Vec<_>, _>>()
             .ok()?;
@@ -548,7 +554,7 @@ pub(super) fn polish(
         .par_iter()
         .map(|(b, _, block)| {
             let pre = p.x_rot.dot(&unvectorize(block.view(), d, m1));
-            Face::new(p, &Binding::near(p, &pre, *b), *b, &kernel)
+            Face::new(p, &Binding::near(p, &pre, *b), *b)
                 .map(|f| {
                     let start = f.multipliers(p, residual.view());
                     refined_ratio(p, *b, residual.view(), start.view())
@@ -637,7 +643,7 @@ fn unvectorize(block: ArrayView1<f64>, d: usize, m1: usize) -> Array2<f64> {
 /// block's polished vector, or `None` for a block that left the support.
 fn newton(
     p: &Problem,
-    faces: &[Face],
+    faces: &[NewtonFace],
     start: &[&Array1<f64>],
     y: ArrayView1<f64>,
 ) -> Vec<Option<Array1<f64>>> {
@@ -649,7 +655,7 @@ fn newton(
         .zip(start)
         .map(|(f, block)| {
             let mut zb = (*block).clone();
-            f.project(&mut zb);
+            f.face.project(&mut zb);
             zb
         })
         .collect();
@@ -657,7 +663,7 @@ fn newton(
         let mut residual = y.to_owned();
         let mut penalty = 0.0;
         for &b in live {
-            residual -= &faces[b].apply(p, z[b].view());
+            residual -= &faces[b].face.apply(p, z[b].view());
             penalty += z[b].dot(&z[b]).sqrt();
         }
         (0.5 * residual.dot(&residual) + weight * penalty, residual)
@@ -670,11 +676,11 @@ fn newton(
             break;
         }
         let (value, residual) = evaluate(&live, &z);
-        let current: Vec<(&Face, &Array1<f64>)> =
+        let current: Vec<(&NewtonFace, &Array1<f64>)> =
             live.iter().map(|&b| (&faces[b], &z[b])).collect();
         let gradients: Vec<Array1<f64>> = current
             .iter()
-            .map(|(f, zb)| *zb * (weight / zb.dot(*zb).sqrt()) - f.adjoint(p, residual.view()))
+            .map(|(f, zb)| *zb * (weight / zb.dot(*zb).sqrt()) - f.face.adjoint(p, residual.view()))
             .collect();
         let gradient_norm = gradients.iter().map(|g| g.dot(g)).sum::<f64>().sqrt();
         if gradient_norm <= GRADIENT_TOLERANCE * weight {
@@ -729,7 +735,7 @@ const GRADIENT_TOLERANCE: f64 = 1e-11;
 /// spaces, so `M_b g_b = A_b g_b`.
 fn newton_step(
     p: &Problem,
-    current: &[(&Face, &Array1<f64>)],
+    current: &[(&NewtonFace, &Array1<f64>)],
     gradients: &[Array1<f64>],
     weight: f64,
     n: usize,
@@ -746,9 +752,9 @@ fn newton_step(
     let mut q = Array2::<f64>::zeros((n, count));
     let mut r1 = Array1::<f64>::zeros(n);
     let mut r2 = Array1::<f64>::zeros(count);
-    for (b, (face, _)) in current.iter().enumerate() {
+    for (b, (NewtonFace { face, gram }, _)) in current.iter().enumerate() {
         let a = scales[b];
-        capacitance.scaled_add(1.0 / a, &face.gram);
+        capacitance.scaled_add(1.0 / a, gram);
         q.column_mut(b)
             .assign(&(face.apply(p, directions[b].view()) / a));
         r1.scaled_add(1.0 / a, &face.apply(p, gradients[b].view()));
@@ -774,8 +780,9 @@ fn newton_step(
         current
             .iter()
             .enumerate()
-            .map(|(b, (face, _))| {
-                let correction = face.adjoint(p, sample.view()) + &directions[b] * radial[b];
+            .map(|(b, (newton_face, _))| {
+                let correction =
+                    newton_face.face.adjoint(p, sample.view()) + &directions[b] * radial[b];
                 (&correction - &gradients[b]) / scales[b]
             })
             .collect(),
