@@ -123,6 +123,12 @@ use rayon::prelude::*;
 
 use crate::SolverError;
 
+/// The revision of what [`solve_admm`] returns for the same inputs and
+/// settings, for the pipeline's cache keys: bumped whenever a change of
+/// this module changes its results. 2: the polish releases the faces its
+/// multipliers reject.
+pub const REVISION: u32 = 2;
+
 /// Tolerances and limits of [`solve_admm`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdmmSettings {

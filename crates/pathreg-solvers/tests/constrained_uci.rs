@@ -114,9 +114,10 @@ fn admm_and_clarabel_agree_to_1e_5_on_parkinsons() {
 
 /// The polish at Table 3's size (K = 40, m1 = 100, so `d·m1` = 5 700 on
 /// molec-biol-promoter, past any dense null space): it meets the default
-/// tolerances within 1 000 iterations (400 here), where plain ADMM is far
-/// from them at 400; the polished point is feasible and no better than its
-/// own certified bound allows.
+/// tolerances within 1 000 iterations (at its first polish, 100, since it
+/// releases the faces its multipliers reject; 400 before), where plain ADMM
+/// is far from them at the same count; the polished point is feasible and
+/// no better than its own certified bound allows.
 #[test]
 fn the_polish_meets_the_tolerances_at_table_3_size() {
     let Some((train, _)) = uci("molec-biol-promoter") else {

@@ -296,6 +296,7 @@ impl crate::engine::Cell for ConstrainedJobCell<'_> {
             "seed": self.experiment.seed,
             "model": self.experiment.model,
             "kind": "constrained",
+            "admm_revision": pathreg_solvers::admm::REVISION,
             "admm": self.spec.settings,
         });
         CacheKey::new(

@@ -147,7 +147,7 @@ impl Cell for PathCell<'_> {
         let params = serde_json::json!({
             "seed": e.seed, "split_seed": e.split_seed, "test_fraction": e.test_fraction,
             "preprocess": format!("{:?}", e.preprocess), "K": e.k, "m1": e.m1, "m2": e.m2,
-            "betas": e.betas, "admm": e.admm,
+            "betas": e.betas, "admm": e.admm, "admm_revision": pathreg_solvers::admm::REVISION,
         });
         CacheKey::new(STAGE, SPARSITY_VERSION, &params, &[&self.data.content])
     }
