@@ -234,9 +234,6 @@ impl NeuronFace {
     /// one `X_SᵀX_S` otherwise.
     fn new(p: &Problem, column: usize, samples: Vec<usize>) -> Result<Self, CoreError> {
         let d = p.x_rot.ncols();
-        let rows = Array2::from_shape_fn((samples.len(), d), |(r, a)| {
-            p.sigma[[samples[r], column]] * p.x_rot[[samples[r], a]]
-        });
         if samples.is_empty() {
             return Ok(Self {
                 samples,
@@ -244,6 +241,9 @@ impl NeuronFace {
                 values: Array1::zeros(0),
             });
         }
+        let rows = Array2::from_shape_fn((samples.len(), d), |(r, a)| {
+            p.sigma[[samples[r], column]] * p.x_rot[[samples[r], a]]
+        });
         let small = samples.len() < d;
         let gram = if small {
             rows.dot(&rows.t())
