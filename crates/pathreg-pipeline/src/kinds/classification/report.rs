@@ -887,11 +887,21 @@ fn constrained_section(s: &Summary, constrained: &[ConstrainedCell]) -> String {
     let settings = &spec.settings;
     let mut md = format!(
         "\n## The constrained program (21) by ADMM\n\nThe same K arrangements as the convex model (11) of each \
-         split and training seed, with the constraints kept exactly: program (21) solved by ADMM on the whole \
+         split and training seed, with the constraints kept exactly: program (21) solved by ADMM{} on the whole \
          training set (no learning rate, so no validation search) to relative violation ≤ {:e} and certified \
          relative duality gap ≤ {:e}, or {} iterations. Objectives are (21)'s at ADMM's feasible point and (11)'s \
          final value (loss + β Σ‖Z‖ + λ h) after training; the violation is h/Σ‖Z‖ on the training rows. Medians \
          over the replicates{}.\n\n",
+        if settings.polish_from > 0 {
+            format!(
+                ", with the Newton polish of its iterate at {}, {}, {}, … iterations",
+                settings.polish_from,
+                2 * settings.polish_from,
+                4 * settings.polish_from
+            )
+        } else {
+            String::new()
+        },
         settings.tol_violation,
         settings.tol_gap,
         settings.max_iterations,
