@@ -894,7 +894,7 @@ fn constrained_section(s: &Summary, constrained: &[ConstrainedCell]) -> String {
          over the replicates{}.\n\n",
         if settings.polish_from > 0 {
             format!(
-                ", with the Newton polish of its iterate at {}, {}, {}, … iterations",
+                ", with the Newton polish of its iterate at {}, {}, {}, … iterations,",
                 settings.polish_from,
                 2 * settings.polish_from,
                 4 * settings.polish_from
