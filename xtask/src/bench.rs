@@ -487,7 +487,7 @@ fn constrained_musk(root: &Path, data: &Dataset, sgd_epoch: f64) -> Result<()> {
         ));
     }
     plot.caption = Some(format!(
-        "One solve to gap ≤ {:e} and violation ≤ {:e} (cap {} iterations); twice (11)+SGD's 100 epochs on the same machine: {budget:.1} s. Violations of exactly 0 are not drawn.",
+        "One solve to gap ≤ {:e} and violation ≤ {:e} (cap {} iterations); twice (11)+SGD's 100 epochs on the same machine: {budget:.1} s. Checks are every 10 iterations; a long straight segment is one polish (at 100, 200, 400, … iterations). Violations of exactly 0 are not drawn.",
         settings.tol_gap, settings.tol_violation, settings.max_iterations
     ));
     let dir = root.join("target/bench");
