@@ -376,22 +376,7 @@ fn constrained(root: &Path, data: &Dataset, repeat: usize) -> Result<()> {
         "relative value",
     );
     plot.log_y = true;
-    for (name, pick) in [
-        (
-            "certified relative duality gap",
-            (|p: &pathreg_solvers::AdmmPoint| p.relative_gap)
-                as fn(&pathreg_solvers::AdmmPoint) -> f64,
-        ),
-        ("relative violation h/Σ‖Z‖ (after restoration)", |p| {
-            p.violation
-        }),
-    ] {
-        plot.series.push(pathreg_report::Series::new(
-            name,
-            solve.history.iter().map(|p| (p.time_s, pick(p))).collect(),
-            pathreg_report::SeriesStyle::Line,
-        ));
-    }
+    plot.series.extend(gap_and_violation(&solve.history));
     plot.series.push(pathreg_report::Series::new(
         "certified relative duality gap, with the Newton polish",
         polished
@@ -470,22 +455,7 @@ fn constrained_musk(root: &Path, data: &Dataset, sgd_epoch: f64) -> Result<()> {
         "relative value",
     );
     plot.log_y = true;
-    for (name, pick) in [
-        (
-            "certified relative duality gap",
-            (|p: &pathreg_solvers::AdmmPoint| p.relative_gap)
-                as fn(&pathreg_solvers::AdmmPoint) -> f64,
-        ),
-        ("relative violation h/Σ‖Z‖ (after restoration)", |p| {
-            p.violation
-        }),
-    ] {
-        plot.series.push(pathreg_report::Series::new(
-            name,
-            solve.history.iter().map(|p| (p.time_s, pick(p))).collect(),
-            pathreg_report::SeriesStyle::Line,
-        ));
-    }
+    plot.series.extend(gap_and_violation(&solve.history));
     plot.caption = Some(format!(
         "One solve to gap ≤ {:e} and violation ≤ {:e} (cap {} iterations); twice (11)+SGD's 100 epochs on the same machine: {budget:.1} s. Checks are every 10 iterations; a long straight segment is one polish (at 100, 200, 400, … iterations). Violations of exactly 0 are not drawn.",
         settings.tol_gap, settings.tol_violation, settings.max_iterations
@@ -499,6 +469,23 @@ fn constrained_musk(root: &Path, data: &Dataset, sgd_epoch: f64) -> Result<()> {
         dir.join("admm_musk.svg").display()
     );
     Ok(())
+}
+
+/// An ADMM run's certified gap and violation against time, as plot series.
+fn gap_and_violation(history: &[pathreg_solvers::AdmmPoint]) -> Vec<pathreg_report::Series> {
+    let series = |name: &str, pick: fn(&pathreg_solvers::AdmmPoint) -> f64| {
+        pathreg_report::Series::new(
+            name,
+            history.iter().map(|p| (p.time_s, pick(p))).collect(),
+            pathreg_report::SeriesStyle::Line,
+        )
+    };
+    vec![
+        series("certified relative duality gap", |p| p.relative_gap),
+        series("relative violation h/Σ‖Z‖ (after restoration)", |p| {
+            p.violation
+        }),
+    ]
 }
 
 fn median<E: std::error::Error + Send + Sync + 'static>(
