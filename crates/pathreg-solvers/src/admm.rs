@@ -126,8 +126,9 @@ use crate::SolverError;
 /// The revision of what [`solve_admm`] returns for the same inputs and
 /// settings, for the pipeline's cache keys: bumped whenever a change of
 /// this module changes its results. 2: the polish releases the faces its
-/// multipliers reject.
-pub const REVISION: u32 = 2;
+/// multipliers reject. 3: the polish's line search measures the
+/// objective's change along the step without cancellation.
+pub const REVISION: u32 = 3;
 
 /// Tolerances and limits of [`solve_admm`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -315,6 +316,9 @@ struct Problem {
     coefficients: Array2<f64>,
     /// `C Cᵀ`, `n × n`.
     coefficient_gram: Array2<f64>,
+    /// `X̃X̃ᵀ`, `n × n`, computed at the first polish (only the polish
+    /// reads it).
+    kernel: std::sync::OnceLock<Array2<f64>>,
     /// `σ`, `n × Km1` (shared by `Z` and `Z'`).
     sigma: Array2<f64>,
     /// `D1`, `n × Km1`.
@@ -390,6 +394,7 @@ impl Problem {
             basis,
             coefficients,
             coefficient_gram,
+            kernel: std::sync::OnceLock::new(),
             sigma,
             active: d1.clone(),
             side: d2.mapv(|v| 2.0 * v - 1.0),
@@ -405,6 +410,11 @@ impl Problem {
 
     fn columns(&self) -> usize {
         2 * self.k * self.m1
+    }
+
+    /// `X̃X̃ᵀ`, computed once.
+    fn kernel(&self) -> &Array2<f64> {
+        self.kernel.get_or_init(|| self.x_rot.dot(&self.x_rot.t()))
     }
 
     /// Projects every sample's every block of `u` onto its cone.
@@ -861,7 +871,7 @@ fn check(
         // Blocks outside the polished support: their multipliers, refined
         // from ADMM's for the polished residual.
         let mut ratios = polished.ratios;
-        for (b, ratio) in ratios.iter_mut().enumerate() {
+        ratios.par_iter_mut().enumerate().for_each(|(b, ratio)| {
             if ratio.is_none() {
                 let columns = ndarray::s![.., b * p.m1..(b + 1) * p.m1];
                 *ratio = Some(polish::refined_ratio(
@@ -871,7 +881,7 @@ fn check(
                     eta.slice(columns),
                 ));
             }
-        }
+        });
         let bound = p.lower_bound(y, polished.residual.view(), &eta, &ratios);
         kept.lower_bound = kept.lower_bound.max(bound);
     }

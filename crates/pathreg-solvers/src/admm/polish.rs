@@ -323,9 +323,8 @@ struct NewtonFace {
 }
 
 impl NewtonFace {
-    /// `kernel` is `X̃X̃ᵀ`.
-    fn new(face: Face, p: &Problem, kernel: &Array2<f64>) -> Self {
-        let gram = face.reduced_gram(p, kernel);
+    fn new(face: Face, p: &Problem) -> Self {
+        let gram = face.reduced_gram(p);
         Self { face, gram }
     }
 }
@@ -380,13 +379,13 @@ impl Face {
 
     /// `A_b P_b A_bᵀ = (X̃X̃ᵀ) ⊙ (C_f C_fᵀ) − Σ_j B_j B_jᵀ − (A_b E)(A_b E)ᵀ`
     /// over the free neurons `f`, with `B_j = c_j ⊙ X̃R_j`.
-    fn reduced_gram(&self, p: &Problem, kernel: &Array2<f64>) -> Array2<f64> {
+    fn reduced_gram(&self, p: &Problem) -> Array2<f64> {
         let (n, d) = p.x_rot.dim();
         let m1 = p.m1;
         let free: Vec<usize> = (0..m1).filter(|&j| !self.neurons[j].is_fixed(d)).collect();
         let columns: Vec<usize> = free.iter().map(|j| self.block * m1 + j).collect();
         let c_free = p.coefficients.select(Axis(1), &columns);
-        let mut gram = kernel * &c_free.dot(&c_free.t());
+        let mut gram = p.kernel() * &c_free.dot(&c_free.t());
         let width: usize = free.iter().map(|&j| self.neurons[j].range.ncols()).sum();
         let mut bound = Array2::zeros((n, width + self.coupled.ncols()));
         let mut at = 0;
@@ -595,7 +594,6 @@ pub(super) fn polish(
 ) -> Option<Polished> {
     let (d, m1) = (p.x_rot.ncols(), p.m1);
     let blocks = 2 * p.k;
-    let kernel = p.x_rot.dot(&p.x_rot.t());
     let mut support: Vec<Entry> = (0..blocks)
         .filter_map(|b| {
             let block = vectorize(v, b, d, m1);
@@ -606,43 +604,53 @@ pub(super) fn polish(
     let mut released: Vec<Binding> = (0..blocks).map(|_| Binding::none(p)).collect();
     // The settled support of least objective so far: the faces its
     // multipliers reject are released and the support settled again.
-    let mut best: Option<(f64, Vec<Entry>)> = None;
+    let mut best: Option<(f64, Vec<Entry>, Array1<f64>)> = None;
     for pass in 0..=RELEASES {
-        let Some((settled, mut settled_faces, is_settled)) = settle(p, support, faces, &kernel, y)
-        else {
+        let Some((settled, mut settled_faces, is_settled)) = settle(p, support, faces, y) else {
             break;
         };
         // After a release only a settled support of lower objective counts.
         let (value, residual) = objective(p, &settled, y);
-        if pass > 0 && (!is_settled || best.as_ref().is_some_and(|(least, _)| value >= *least)) {
+        if pass > 0 && (!is_settled || best.as_ref().is_some_and(|(least, _, _)| value >= *least)) {
             break;
         }
-        best = Some((value, settled.clone()));
+        best = Some((value, settled.clone(), residual.clone()));
         if !is_settled {
             break;
         }
         support = settled;
-        let mut count = 0;
-        for ((b, binding, _), face) in support.iter_mut().zip(settled_faces.iter_mut()) {
-            let Some(built) = face else { continue };
-            let freed = built
-                .face
-                .release(p, residual.view(), binding, &mut released[*b]);
-            if freed > 0 {
-                *face = None;
-            }
-            count += freed;
+        // Each support block's released faces, taken out for the parallel
+        // release and put back after it.
+        let mut taken: Vec<Binding> = support
+            .iter()
+            .map(|(b, _, _)| std::mem::replace(&mut released[*b], Binding::none(p)))
+            .collect();
+        let freed: Vec<usize> = support
+            .par_iter_mut()
+            .zip(settled_faces.par_iter_mut())
+            .zip(taken.par_iter_mut())
+            .map(|(((_, binding, _), face), released)| {
+                let Some(built) = face else { return 0 };
+                let freed = built.face.release(p, residual.view(), binding, released);
+                if freed > 0 {
+                    *face = None;
+                }
+                freed
+            })
+            .collect();
+        for ((b, _, _), binding) in support.iter().zip(taken) {
+            released[*b] = binding;
         }
+        let count: usize = freed.iter().sum();
         if count == 0 || pass == RELEASES {
             break;
         }
         faces = settled_faces;
     }
-    let (_, support) = best?;
+    let (_, support, residual) = best?;
     if support.is_empty() {
         return None;
     }
-    let (_, residual) = objective(p, &support, y);
     let mut w = Array2::zeros((d, p.columns()));
     for (b, _, block) in &support {
         w.slice_mut(ndarray::s![.., b * m1..(b + 1) * m1])
@@ -685,7 +693,6 @@ fn settle(
     p: &Problem,
     mut support: Vec<Entry>,
     mut faces: Vec<Option<NewtonFace>>,
-    kernel: &Array2<f64>,
     y: ArrayView1<f64>,
 ) -> Option<(Vec<Entry>, Vec<Option<NewtonFace>>, bool)> {
     let (d, m1) = (p.x_rot.ncols(), p.m1);
@@ -697,7 +704,7 @@ fn settle(
             .zip(faces.par_iter_mut())
             .map(|((b, binding, _), face)| match face.take() {
                 Some(face) => Ok(face),
-                None => Face::new(p, binding, *b).map(|f| NewtonFace::new(f, p, kernel)),
+                None => Face::new(p, binding, *b).map(|f| NewtonFace::new(f, p)),
             })
             .collect::<Result<Vec<_>, _>>()
             .ok()?;
@@ -707,17 +714,23 @@ fn settle(
             &support.iter().map(|s| &s.2).collect::<Vec<_>>(),
             y,
         );
-        let mut added = 0;
-        let (mut next, mut next_faces) = (Vec::new(), Vec::new());
-        for ((entry, face), zb) in support.into_iter().zip(built).zip(z) {
-            let Some(block) = zb else { continue };
-            let (b, mut binding, _) = entry;
-            let pre = p.x_rot.dot(&unvectorize(block.view(), d, m1));
-            let grown = binding.add_violated(p, &pre, b);
-            added += grown;
-            next.push((b, binding, block));
-            next_faces.push((grown == 0).then_some(face));
-        }
+        let checked: Vec<(Entry, Option<NewtonFace>, usize)> = support
+            .into_par_iter()
+            .zip(built)
+            .zip(z)
+            .filter_map(|((entry, face), zb)| {
+                let block = zb?;
+                let (b, mut binding, _) = entry;
+                let pre = p.x_rot.dot(&unvectorize(block.view(), d, m1));
+                let grown = binding.add_violated(p, &pre, b);
+                Some(((b, binding, block), (grown == 0).then_some(face), grown))
+            })
+            .collect();
+        let added: usize = checked.iter().map(|(_, _, grown)| grown).sum();
+        let (next, next_faces) = checked
+            .into_iter()
+            .map(|(entry, face, _)| (entry, face))
+            .unzip();
         // Unsettled faces: too many violated at first, or more added than
         // in the round before (the additions cascade instead of shrinking).
         if (round == 0 && added as f64 > UNTRUSTED_FRACTION * identified as f64) || added > previous
@@ -736,13 +749,22 @@ fn settle(
 /// (21)'s objective `½‖v‖² + β' Σ_b ‖z_b‖` at `support`, and the residual
 /// `v = y − Σ_b A_b z_b`.
 fn objective(p: &Problem, support: &[Entry], y: ArrayView1<f64>) -> (f64, Array1<f64>) {
-    let mut residual = y.to_owned();
-    let mut penalty = 0.0;
-    for (b, _, block) in support {
-        residual -= &apply(p, *b, block.view());
-        penalty += block.dot(block).sqrt();
-    }
+    let parts: Vec<Array1<f64>> = support
+        .par_iter()
+        .map(|(b, _, block)| apply(p, *b, block.view()))
+        .collect();
+    let residual = subtract_in_order(y, &parts);
+    let penalty: f64 = support.iter().map(|(_, _, z)| z.dot(z).sqrt()).sum();
     (0.5 * residual.dot(&residual) + p.weight * penalty, residual)
+}
+
+/// `y − Σ_b parts_b`, summed in the parts' order whatever the thread count.
+fn subtract_in_order(y: ArrayView1<f64>, parts: &[Array1<f64>]) -> Array1<f64> {
+    let mut residual = y.to_owned();
+    for part in parts {
+        residual -= part;
+    }
+    residual
 }
 
 /// Iterations at most of [`refined_ratio`]'s accelerated projected gradient.
@@ -832,15 +854,14 @@ fn newton(
             zb
         })
         .collect();
-    let evaluate = |live: &[usize], z: &[Array1<f64>]| {
-        let mut residual = y.to_owned();
-        let mut penalty = 0.0;
-        for &b in live {
-            residual -= &faces[b].face.apply(p, z[b].view());
-            penalty += z[b].dot(&z[b]).sqrt();
-        }
-        (0.5 * residual.dot(&residual) + weight * penalty, residual)
+    // `A_b x_b` for each live block, in parallel and in block order.
+    let applied = |live: &[usize], x: &[&Array1<f64>]| -> Vec<Array1<f64>> {
+        live.par_iter()
+            .zip(x)
+            .map(|(&b, xb)| faces[b].face.apply(p, xb.view()))
+            .collect()
     };
+
     for _ in 0..NEWTON_STEPS {
         // Blocks that the reduced problem shrinks to zero leave the support.
         let largest = live.iter().map(|&b| z[b].dot(&z[b])).fold(0.0, f64::max);
@@ -848,11 +869,12 @@ fn newton(
         if live.is_empty() {
             break;
         }
-        let (value, residual) = evaluate(&live, &z);
         let current: Vec<(&NewtonFace, &Array1<f64>)> =
             live.iter().map(|&b| (&faces[b], &z[b])).collect();
+        let blocks: Vec<&Array1<f64>> = current.iter().map(|(_, zb)| *zb).collect();
+        let residual = subtract_in_order(y, &applied(&live, &blocks));
         let gradients: Vec<Array1<f64>> = current
-            .iter()
+            .par_iter()
             .map(|(f, zb)| *zb * (weight / zb.dot(*zb).sqrt()) - f.face.adjoint(p, residual.view()))
             .collect();
         let gradient_norm = gradients.iter().map(|g| g.dot(g)).sum::<f64>().sqrt();
@@ -866,16 +888,43 @@ fn newton(
         if slope.is_nan() || slope >= 0.0 {
             break;
         }
+        // The objective's change along the step, without cancellation: the
+        // residual is affine in the step length (`v − t Σ_b A_b s_b`), and
+        // `‖z + ts‖ − ‖z‖ = (2t⟨z, s⟩ + t²‖s‖²)/(‖z + ts‖ + ‖z‖)`. Near the
+        // optimum the change is far below the objective's rounding, where
+        // comparing two objective values would decide by noise; and a trial
+        // costs no product with `A`.
+        let rate = applied(&live, &step.iter().collect::<Vec<_>>())
+            .iter()
+            .fold(Array1::<f64>::zeros(residual.len()), |sum, part| sum + part);
+        let (along, rate_squared) = (residual.dot(&rate), rate.dot(&rate));
+        let moments: Vec<(f64, f64)> = blocks
+            .iter()
+            .zip(&step)
+            .map(|(zb, s)| (zb.dot(s), s.dot(s)))
+            .collect();
         let mut t = 1.0;
         let mut accepted = false;
         for _ in 0..40 {
-            let mut trial = z.clone();
-            for (&b, s) in live.iter().zip(&step) {
-                trial[b].scaled_add(t, s);
-            }
-            let alive = live.iter().all(|&b| trial[b].dot(&trial[b]) > 0.0);
-            if alive && evaluate(&live, &trial).0 <= value + 1e-4 * t * slope {
-                z = trial;
+            let trial: Vec<Array1<f64>> = blocks
+                .iter()
+                .zip(&step)
+                .map(|(zb, s)| *zb + &(s * t))
+                .collect();
+            let norms: Vec<f64> = trial.iter().map(|zb| zb.dot(zb).sqrt()).collect();
+            let penalty_change: f64 = blocks
+                .iter()
+                .zip(&norms)
+                .zip(&moments)
+                .map(|((zb, norm), (cross, square))| {
+                    (2.0 * t * cross + t * t * square) / (norm + zb.dot(*zb).sqrt())
+                })
+                .sum();
+            let change = -t * along + 0.5 * t * t * rate_squared + weight * penalty_change;
+            if norms.iter().all(|norm| *norm > 0.0) && change <= 1e-4 * t * slope {
+                for (&b, zb) in live.iter().zip(trial) {
+                    z[b] = zb;
+                }
                 accepted = true;
                 break;
             }
@@ -921,16 +970,26 @@ fn newton_step(
         .zip(&norms)
         .map(|((_, zb), norm)| *zb / *norm)
         .collect();
+    let applied: Vec<(Array1<f64>, Array1<f64>)> = current
+        .par_iter()
+        .enumerate()
+        .map(|(b, (newton_face, _))| {
+            let face = &newton_face.face;
+            (
+                face.apply(p, directions[b].view()),
+                face.apply(p, gradients[b].view()),
+            )
+        })
+        .collect();
     let mut capacitance = Array2::<f64>::eye(n);
     let mut q = Array2::<f64>::zeros((n, count));
     let mut r1 = Array1::<f64>::zeros(n);
     let mut r2 = Array1::<f64>::zeros(count);
-    for (b, (NewtonFace { face, gram }, _)) in current.iter().enumerate() {
+    for (b, ((newton_face, _), (direction, gradient))) in current.iter().zip(&applied).enumerate() {
         let a = scales[b];
-        capacitance.scaled_add(1.0 / a, gram);
-        q.column_mut(b)
-            .assign(&(face.apply(p, directions[b].view()) / a));
-        r1.scaled_add(1.0 / a, &face.apply(p, gradients[b].view()));
+        capacitance.scaled_add(1.0 / a, &newton_face.gram);
+        q.column_mut(b).assign(&(direction / a));
+        r1.scaled_add(1.0 / a, gradient);
         r2[b] = directions[b].dot(&gradients[b]) / a;
     }
     let factor = Cholesky::new(capacitance.view()).ok()?;
@@ -951,7 +1010,7 @@ fn newton_step(
     let sample = solve(&r1 - &q.dot(&radial));
     Some(
         current
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(b, (newton_face, _))| {
                 let correction =
