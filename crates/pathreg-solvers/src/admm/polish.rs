@@ -880,16 +880,18 @@ fn newton(
         let current: Vec<(&NewtonFace, &Array1<f64>)> =
             live.iter().map(|&b| (&faces[b], &z[b])).collect();
         let blocks: Vec<&Array1<f64>> = current.iter().map(|(_, zb)| *zb).collect();
+        let norms: Vec<f64> = blocks.iter().map(|zb| zb.dot(*zb).sqrt()).collect();
         let residual = subtract_in_order(y, &applied(&live, &blocks));
         let gradients: Vec<Array1<f64>> = current
             .par_iter()
-            .map(|(f, zb)| *zb * (weight / zb.dot(*zb).sqrt()) - f.face.adjoint(p, residual.view()))
+            .zip(&norms)
+            .map(|((f, zb), norm)| *zb * (weight / norm) - f.face.adjoint(p, residual.view()))
             .collect();
         let gradient_norm = gradients.iter().map(|g| g.dot(g)).sum::<f64>().sqrt();
         if gradient_norm <= GRADIENT_TOLERANCE * weight {
             break;
         }
-        let Some(step) = newton_step(p, &current, &gradients, weight, n) else {
+        let Some(step) = newton_step(p, &current, &norms, &gradients, weight, n) else {
             break;
         };
         let slope: f64 = step.iter().zip(&gradients).map(|(s, g)| s.dot(g)).sum();
@@ -919,17 +921,17 @@ fn newton(
                 .zip(&step)
                 .map(|(zb, s)| *zb + &(s * t))
                 .collect();
-            let norms: Vec<f64> = trial.iter().map(|zb| zb.dot(zb).sqrt()).collect();
-            let penalty_change: f64 = blocks
+            let trial_norms: Vec<f64> = trial.iter().map(|zb| zb.dot(zb).sqrt()).collect();
+            let penalty_change: f64 = norms
                 .iter()
-                .zip(&norms)
+                .zip(&trial_norms)
                 .zip(&moments)
-                .map(|((zb, norm), (cross, square))| {
-                    (2.0 * t * cross + t * t * square) / (norm + zb.dot(*zb).sqrt())
+                .map(|((norm, trial_norm), (cross, square))| {
+                    (2.0 * t * cross + t * t * square) / (trial_norm + norm)
                 })
                 .sum();
             let change = -t * along + 0.5 * t * t * rate_squared + weight * penalty_change;
-            if norms.iter().all(|norm| *norm > 0.0) && change <= 1e-4 * t * slope {
+            if trial_norms.iter().all(|norm| *norm > 0.0) && change <= 1e-4 * t * slope {
                 for (&b, zb) in live.iter().zip(trial) {
                     z[b] = zb;
                 }
@@ -962,20 +964,20 @@ const GRADIENT_TOLERANCE: f64 = 1e-11;
 /// `M_b = A_b P_b`, by Woodbury with `U = [Mᵀ | Ẑ]`: the capacitance is
 /// `[[P, Q], [Qᵀ, 0]]` with `P = I + Σ_b M_b M_bᵀ/a_b` (the faces' cached
 /// Gram matrices) and `Q_b = M_b ẑ_b/a_b`. The gradients lie in the null
-/// spaces, so `M_b g_b = A_b g_b`.
+/// spaces, so `M_b g_b = A_b g_b`. `norms` are the blocks' `‖z_b‖`.
 fn newton_step(
     p: &Problem,
     current: &[(&NewtonFace, &Array1<f64>)],
+    norms: &[f64],
     gradients: &[Array1<f64>],
     weight: f64,
     n: usize,
 ) -> Option<Vec<Array1<f64>>> {
     let count = current.len();
-    let norms: Vec<f64> = current.iter().map(|(_, zb)| zb.dot(*zb).sqrt()).collect();
     let scales: Vec<f64> = norms.iter().map(|norm| weight / norm).collect();
     let directions: Vec<Array1<f64>> = current
         .iter()
-        .zip(&norms)
+        .zip(norms)
         .map(|((_, zb), norm)| *zb / *norm)
         .collect();
     let applied: Vec<(Array1<f64>, Array1<f64>)> = current
