@@ -50,6 +50,23 @@
 //! balance the primal and dual residuals (as OSQP does), and the iteration
 //! is over-relaxed by [`AdmmSettings::relaxation`].
 //!
+//! # Vector outputs (Figure 5)
+//!
+//! With `C` outputs (Appendix A.11, [`solve_admm_outputs`]) every class has
+//! its own columns `W_c`, the loss is `½‖A(W_c) − y_c‖²` summed over the
+//! classes and every class's pre-activations meet the same cones. `A` is
+//! the same map for every class, so the `W` step is `C` solves with the one
+//! Woodbury factor, and the projections are per class. With joint groups
+//! (a block's norm over its classes, the grouping of Figure 5's (11)) only
+//! the prox couples the classes; the certificate's dual constraint is then
+//! `‖[X̃ᵀ(C_b ⊙ v_c + η_bc)]_c‖_F ≤ β'`. One-vs-rest groups separate the
+//! program by class, so it is solved as `C` scalar programs, each with its
+//! own `ρ` and polish: on three classes of different scales one shared `ρ`
+//! left a relative gap of 2.1e-3 after 20 000 iterations where the scalar
+//! solves converge in 6 000–9 000. The size that fits is set by the `n × n`
+//! factor and the `n × 2KCm1` iterates ([`memory_bytes`]): Figure 5 at full
+//! size (60 000 rows) is out of reach, and the images kind refuses it.
+//!
 //! # Stopping, feasibility and the certificate
 //!
 //! Every [`AdmmSettings::check_every`] iterations the sparse iterate `V` is
@@ -116,6 +133,7 @@ use pathreg_core::Loss;
 use pathreg_core::convex::group_weight;
 use pathreg_core::gemm::matmul;
 use pathreg_core::linalg::{Cholesky, gram, symmetric_eigen};
+use pathreg_core::multiclass::Grouping;
 use pathreg_core::unconstrained::{
     Masks, Objective11, Objective11Value, SampledArrangements, SampledVariables, evaluate,
 };
@@ -129,6 +147,20 @@ use crate::SolverError;
 /// multipliers reject. 3: the polish's line search measures the
 /// objective's change along the step without cancellation.
 pub const REVISION: u32 = 3;
+
+/// Bytes ADMM holds on `n` samples in `R^d` with `columns` columns
+/// (`2KCm1`): the `n × n` system and its factor (and the polish's kernel),
+/// about ten `n × columns` arrays (data, iterates, scratch and the check's
+/// copies) and eight `d × columns` ones, in float64.
+pub fn memory_bytes(n: usize, d: usize, columns: usize) -> u64 {
+    use pathreg_core::limits::{array_bytes, total_bytes};
+    total_bytes(&[
+        array_bytes(8, &[3, n, n]),
+        array_bytes(8, &[10, n, columns]),
+        array_bytes(8, &[8, d, columns]),
+        array_bytes(8, &[n + d, d]),
+    ])
+}
 
 /// Tolerances and limits of [`solve_admm`].
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -214,15 +246,17 @@ pub struct AdmmPoint {
     pub relative_gap: f64,
     /// `h(V)/Σ_b ‖V_b‖_F`.
     pub violation: f64,
-    /// `ρ_u` in force.
+    /// `ρ_u` in force (NaN in a one-vs-rest result's last point: each
+    /// class has its own).
     pub rho: f64,
 }
 
-/// The result of [`solve_admm`].
+/// The result of [`solve_admm`] (variables of the scalar program) or of
+/// [`solve_admm_outputs`] (a `d × 2KCm1` matrix).
 #[derive(Debug, Clone)]
-pub struct AdmmSolve {
+pub struct AdmmSolve<V = SampledVariables> {
     /// The final sparse iterate `V` (blocks outside the support are exactly zero).
-    pub variables: SampledVariables,
+    pub variables: V,
     /// Its last check.
     pub last: AdmmPoint,
     /// Both tolerances were met.
@@ -312,7 +346,9 @@ struct Problem {
     eigenvalues: Array1<f64>,
     /// `Q`, `d × d`.
     basis: Array2<f64>,
-    /// `C`, `n × N`: `±D2_k D1_kj` (the output's coefficients).
+    /// `C`, `n × N·C_out`: `±D2_k D1_kj` (the output's coefficients), one
+    /// copy per output class in the column layout of
+    /// [`pathreg_core::multiclass::ConvexModel`].
     coefficients: Array2<f64>,
     /// `C Cᵀ`, `n × n`.
     coefficient_gram: Array2<f64>,
@@ -325,7 +361,8 @@ struct Problem {
     active: Array2<f64>,
     /// `2D2 − 1`, `n × K`.
     side: Array2<f64>,
-    /// `X̃ᵀ (C ⊙ y)`, `d × N`.
+    /// `X̃ᵀ (C ⊙ y)`, `d × N·C_out` (each class's column of `y` with its
+    /// own columns).
     a_t_y: Array2<f64>,
     /// The gates as a point of each cone, rotated: column `k·m1 + j` is
     /// `Qᵀ I_kj |w2_kj| w1_kj`, `d × Km1`.
@@ -334,6 +371,11 @@ struct Problem {
     gate_activations: Array2<f64>,
     k: usize,
     m1: usize,
+    /// Outputs `C_out` (1 for the scalar program of Table 3).
+    classes: usize,
+    /// Columns per group norm, `m1·C_out` (joint groups: one-vs-rest ones
+    /// are solved one class at a time).
+    group_width: usize,
     /// `β'`.
     weight: f64,
     /// `τ = ρ_v/ρ_u`.
@@ -349,13 +391,13 @@ fn product(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
 impl Problem {
     fn new(
         x: ArrayView2<f64>,
-        y: ArrayView1<f64>,
+        y: ArrayView2<f64>,
         arrangements: &SampledArrangements,
         masks: &Masks,
         weight: f64,
     ) -> Result<Self, SolverError> {
         let (n, d) = x.dim();
-        let (k, m1) = (arrangements.k(), arrangements.m1());
+        let (k, m1, classes) = (arrangements.k(), arrangements.m1(), y.ncols());
         let signs = Array1::from_iter(
             arrangements
                 .signs()
@@ -368,19 +410,32 @@ impl Problem {
         let km1 = k * m1;
         let d1 = masks.d1();
         let d2 = masks.d2();
-        let mut coefficients = Array2::zeros((n, 2 * km1));
+        let mut scalar_coefficients = Array2::zeros((n, 2 * km1));
         let mut sigma = Array2::zeros((n, km1));
         for i in 0..n {
             for c in 0..km1 {
                 let gate = d2[[i, c / m1]] * d1[[i, c]];
-                coefficients[[i, c]] = gate;
-                coefficients[[i, km1 + c]] = -gate;
+                scalar_coefficients[[i, c]] = gate;
+                scalar_coefficients[[i, km1 + c]] = -gate;
                 sigma[[i, c]] = (2.0 * d1[[i, c]] - 1.0) * signs[c];
             }
         }
-        let positive = coefficients.slice(ndarray::s![.., ..km1]);
+        let positive = scalar_coefficients.slice(ndarray::s![.., ..km1]);
         let coefficient_gram = product(positive, positive.t()) * 2.0;
-        let a_t_y = product(x_rot.t(), (&coefficients * &y.insert_axis(Axis(1))).view());
+        // Column ((s·K + k)·C_out + class)·m1 + j carries ±D2_k D1_kj.
+        let columns = 2 * km1 * classes;
+        let coefficients = if classes == 1 {
+            scalar_coefficients
+        } else {
+            Array2::from_shape_fn((n, columns), |(i, column)| {
+                let (chunk, j) = (column / m1, column % m1);
+                scalar_coefficients[[i, (chunk / classes) * m1 + j]]
+            })
+        };
+        let targets = Array2::from_shape_fn((n, columns), |(i, column)| {
+            coefficients[[i, column]] * y[[i, (column / m1) % classes]]
+        });
+        let a_t_y = product(x_rot.t(), targets.view());
         let tau = (eigenvalues.sum() / d.max(1) as f64).max(f64::MIN_POSITIVE);
         let gate_points = Array2::from_shape_fn((d, km1), |(a, c)| {
             let (kk, j) = (c / m1, c % m1);
@@ -403,13 +458,40 @@ impl Problem {
             gate_activations,
             k,
             m1,
+            classes,
+            group_width: m1 * classes,
             weight,
             tau,
         })
     }
 
     fn columns(&self) -> usize {
-        2 * self.k * self.m1
+        2 * self.k * self.m1 * self.classes
+    }
+
+    /// The arrangement of chunk `chunk` (columns `chunk·m1 ..`).
+    fn arrangement_of(&self, chunk: usize) -> usize {
+        (chunk / self.classes) % self.k
+    }
+
+    /// `Σ q_c c_c` over output `class`'s columns of one row.
+    fn class_dot(&self, q: ArrayView1<f64>, c: ArrayView1<f64>, class: usize) -> f64 {
+        if self.classes == 1 {
+            return (&q * &c).sum();
+        }
+        let products: Array1<f64> = q
+            .iter()
+            .zip(c)
+            .enumerate()
+            .filter(|(column, _)| self.class_of(*column) == class)
+            .map(|(_, (q, c))| q * c)
+            .collect();
+        products.sum()
+    }
+
+    /// The output class of column `column`.
+    fn class_of(&self, column: usize) -> usize {
+        (column / self.m1) % self.classes
     }
 
     /// `X̃X̃ᵀ`, computed once.
@@ -428,18 +510,24 @@ impl Problem {
             });
     }
 
-    /// Projects every block of sample `i`'s row onto its cone, in place.
+    /// Projects every chunk of sample `i`'s row onto its cone, in place.
     fn project_row(&self, i: usize, row: &mut [f64], events: &mut Vec<(f64, i8)>) {
-        for (b, block) in row.chunks_exact_mut(self.m1).enumerate() {
-            self.project_block(i, b, block, events);
+        for (chunk, block) in row.chunks_exact_mut(self.m1).enumerate() {
+            self.project_block(i, chunk, block, events);
         }
     }
 
-    /// Projects block `b`'s `m1` pre-activations at sample `i` onto its
-    /// cone, in place.
-    fn project_block(&self, i: usize, b: usize, block: &mut [f64], events: &mut Vec<(f64, i8)>) {
-        let (k, m1) = (self.k, self.m1);
-        let kk = b % k;
+    /// Projects chunk `chunk`'s `m1` pre-activations at sample `i` (one
+    /// block's, for one output) onto its cone, in place.
+    fn project_block(
+        &self,
+        i: usize,
+        chunk: usize,
+        block: &mut [f64],
+        events: &mut Vec<(f64, i8)>,
+    ) {
+        let m1 = self.m1;
+        let kk = self.arrangement_of(chunk);
         let sigma = self.sigma.row(i);
         let active = self.active.row(i);
         let (sigma, active) = (sigma.as_slice().unwrap(), active.as_slice().unwrap());
@@ -468,9 +556,10 @@ impl Problem {
         Ok((Cholesky::new(system.view())?, inverse))
     }
 
-    /// The group-lasso prox with threshold `t` on every `d × m1` block.
+    /// The group-lasso prox with threshold `t` on every group of
+    /// [`Self::group_width`] columns.
     fn prox(&self, w: &mut Array2<f64>, t: f64) {
-        for mut block in w.axis_chunks_iter_mut(Axis(1), self.m1) {
+        for mut block in w.axis_chunks_iter_mut(Axis(1), self.group_width) {
             let norm = block.iter().map(|v| v * v).sum::<f64>().sqrt();
             let scale = if norm > t { 1.0 - t / norm } else { 0.0 };
             block.mapv_inplace(|v| v * scale);
@@ -485,10 +574,11 @@ impl Problem {
     /// A block that would move further than its own norm is set to zero
     /// instead (zero is feasible); a block with a violated constraint that
     /// its gate point meets with equality is left as it is (its violation
-    /// stays reported).
+    /// stays reported). With several outputs each class's chunk of a block
+    /// moves on its own (every class's columns meet the same constraints).
     fn restore(&self, v: &Array2<f64>) -> Array2<f64> {
-        let (k, m1) = (self.k, self.m1);
-        let blocks = 2 * k;
+        let m1 = self.m1;
+        let blocks = self.columns() / m1;
         let xv = product(self.x_rot.view(), v.view());
         let steps: Vec<Vec<f64>> = (0..xv.nrows())
             .into_par_iter()
@@ -497,7 +587,7 @@ impl Problem {
                 let (sigma, active) = (self.sigma.row(i), self.active.row(i));
                 (0..blocks)
                     .map(|b| {
-                        let kk = b % k;
+                        let kk = self.arrangement_of(b);
                         let mut step = 0.0f64;
                         let mut need = |value: f64, direction: f64| {
                             if value < 0.0 {
@@ -527,7 +617,7 @@ impl Problem {
         for b in 0..blocks {
             let step = steps.iter().map(|row| row[b]).fold(0.0, f64::max);
             if step > 0.0 && step.is_finite() {
-                let kk = b % k;
+                let kk = self.arrangement_of(b);
                 let gate = self.gates.slice(ndarray::s![.., kk * m1..(kk + 1) * m1]);
                 let mut block = restored.slice_mut(ndarray::s![.., b * m1..(b + 1) * m1]);
                 let frobenius =
@@ -542,30 +632,41 @@ impl Problem {
         restored
     }
 
-    /// The dual bound of (21) at `v`: with ADMM's multipliers `eta`
-    /// (`η = ρ_u Π_{K*}(−Λ)`; at a fixed point of ADMM `−ρ_u Λ` is exactly
-    /// the optimal multiplier), or a
-    /// block's ratio from `faces` where it is given and smaller, `v` and `η`
-    /// are scaled by the largest ratio `‖X̃ᵀ(C_b ⊙ v + η_b)‖_F / β'` and the
-    /// bound `t·yᵀv − ½t²‖v‖²` is maximized over `t ∈ [0, 1/max(1, ratio)]`.
+    /// The dual bound of (21) at `v` (`n × C_out`): with ADMM's multipliers
+    /// `eta` (`η = ρ_u Π_{K*}(−Λ)`; at a fixed point of ADMM `−ρ_u Λ` is
+    /// exactly the optimal multiplier), or a group's ratio from `faces` where
+    /// it is given and smaller, `v` and `η` are scaled by the largest ratio
+    /// `‖X̃ᵀ(C_g ⊙ v + η_g)‖_F / β'` over the groups `g` and the bound
+    /// `t·⟨y, v⟩ − ½t²‖v‖²` is maximized over `t ∈ [0, 1/max(1, ratio)]`.
+    /// With several outputs a group's columns carry each class's `v`
+    /// (Appendix A.11's dual: the norm over outputs).
     fn lower_bound(
         &self,
-        y: ArrayView1<f64>,
-        v: ArrayView1<f64>,
+        y: ArrayView2<f64>,
+        v: ArrayView2<f64>,
         eta: &Array2<f64>,
         faces: &[Option<f64>],
     ) -> f64 {
-        let multipliers = eta + &(&self.coefficients * &v.insert_axis(Axis(1)));
+        let mut multipliers = eta.clone();
+        Zip::indexed(&mut multipliers)
+            .and(&self.coefficients)
+            .par_for_each(|(i, column), m, c| *m += c * v[[i, self.class_of(column)]]);
         let dual_blocks = product(self.x_rot.t(), multipliers.view());
         let largest = dual_blocks
-            .axis_chunks_iter(Axis(1), self.m1)
+            .axis_chunks_iter(Axis(1), self.group_width)
             .zip(faces)
             .map(|(b, face)| {
                 let ratio = b.iter().map(|v| v * v).sum::<f64>().sqrt() / self.weight;
                 face.map_or(ratio, |f| ratio.min(f))
             })
             .fold(0.0, f64::max);
-        let (yv, vv) = (y.dot(&v), v.dot(&v));
+        let (yv, vv) = y
+            .columns()
+            .into_iter()
+            .zip(v.columns())
+            .fold((0.0, 0.0), |(yv, vv), (y, v)| {
+                (yv + y.dot(&v), vv + v.dot(&v))
+            });
         let cap = 1.0 / largest.max(1.0);
         let t = if vv > 0.0 {
             (yv / vv).clamp(0.0, cap)
@@ -575,13 +676,66 @@ impl Problem {
         t * yv - 0.5 * t * t * vv
     }
 
-    /// `W = Q W̃` as the variables of (11).
-    fn unrotate(&self, w_rot: &Array2<f64>) -> Result<SampledVariables, SolverError> {
-        Ok(SampledVariables::from_packed(
-            product(self.basis.view(), w_rot.view()),
-            self.k,
-            self.m1,
-        )?)
+    /// `W = Q W̃`, `d × N·C_out`.
+    fn unrotate(&self, w_rot: &Array2<f64>) -> Array2<f64> {
+        product(self.basis.view(), w_rot.view())
+    }
+
+    /// Output `class`'s columns of the unrotated `w` as the variables of
+    /// the scalar program (11).
+    fn class_variables(
+        &self,
+        w: &Array2<f64>,
+        class: usize,
+    ) -> Result<SampledVariables, SolverError> {
+        let (k, m1, classes) = (self.k, self.m1, self.classes);
+        let packed = if classes == 1 {
+            w.clone()
+        } else {
+            Array2::from_shape_fn((w.nrows(), 2 * k * m1), |(a, column)| {
+                let (block, j) = (column / m1, column % m1);
+                w[[a, (block * classes + class) * m1 + j]]
+            })
+        };
+        Ok(SampledVariables::from_packed(packed, k, m1)?)
+    }
+
+    /// The objective of (21) at the unrotated `w` and its outputs `f`
+    /// (`n × C_out`), from the kernels of (11) one class at a time: the
+    /// losses and violations add up over the classes, and the group norms
+    /// are taken over each group's columns of every class.
+    fn evaluate(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView2<f64>,
+        masks: &Masks,
+        w: &Array2<f64>,
+        objective: &Objective11,
+    ) -> Result<(Objective11Value, Array2<f64>), SolverError> {
+        let mut outputs = Array2::zeros(y.dim());
+        let mut total = Objective11Value {
+            loss: 0.0,
+            group_norms: 0.0,
+            violation: 0.0,
+            objective: 0.0,
+        };
+        for class in 0..self.classes {
+            let vars = self.class_variables(w, class)?;
+            let (value, f) = evaluate(x, y.column(class), masks, &vars, objective)?;
+            if self.classes == 1 {
+                outputs.column_mut(0).assign(&f);
+                return Ok((value, outputs));
+            }
+            outputs.column_mut(class).assign(&f);
+            total.loss += value.loss;
+            total.violation += value.violation;
+        }
+        total.group_norms = w
+            .axis_chunks_iter(Axis(1), self.group_width)
+            .map(|g| g.iter().map(|v| v * v).sum::<f64>().sqrt())
+            .sum();
+        total.objective = total.loss + objective.group_weight() * total.group_norms;
+        Ok((total, outputs))
     }
 }
 
@@ -613,13 +767,149 @@ pub fn solve_admm(
     settings: &AdmmSettings,
     warm_start: Option<&SampledVariables>,
 ) -> Result<AdmmSolve, SolverError> {
+    let (k, m1) = (arrangements.k(), arrangements.m1());
+    if warm_start.is_some_and(|vars| vars.k() != k || vars.m1() != m1) {
+        return Err(SolverError::Invalid(
+            "the warm start's shape differs from the arrangements'".into(),
+        ));
+    }
+    let solve = solve(
+        x,
+        y.insert_axis(Axis(1)),
+        arrangements,
+        (beta, m2),
+        settings,
+        warm_start.map(SampledVariables::packed),
+    )?;
+    Ok(AdmmSolve {
+        variables: SampledVariables::from_packed(solve.variables, k, m1)?,
+        last: solve.last,
+        converged: solve.converged,
+        history: solve.history,
+    })
+}
+
+/// Solves (21) with `C` outputs (Appendix A.11; targets `y`, `n × C`, the
+/// squared loss `½‖F − y‖²` summed over the outputs) over the arrangements'
+/// triples, from `warm_start` or zero. The variables are laid out as
+/// [`pathreg_core::multiclass::ConvexModel`]'s (column `((s·K + k)·C + c)·m1
+/// + j` is `z^s_kjc`) and every class's columns meet the constraints of (21).
+///
+/// - [`Grouping::Joint`]: a group norm spans a block's classes, which
+///   couples them; one ADMM runs on all of them, with one `ρ` and one
+///   Woodbury factor (the classes share `A`'s blocks), and no polish (it
+///   handles one output).
+/// - [`Grouping::OneVsRest`]: the program separates into one scalar program
+///   per class, so each is solved by [`solve_admm`] in turn, with its own
+///   `ρ` and polish. The result sums their objectives and bounds; its
+///   violation is the largest class's relative violation (an upper bound on
+///   the whole program's), it has converged when every class has, and its
+///   history is each class's checks in turn, with iterations and times
+///   counted from the first class's start.
+pub fn solve_admm_outputs(
+    x: ArrayView2<f64>,
+    (y, grouping): (ArrayView2<f64>, Grouping),
+    arrangements: &SampledArrangements,
+    beta: f64,
+    m2: usize,
+    settings: &AdmmSettings,
+    warm_start: Option<&Array2<f64>>,
+) -> Result<AdmmSolve<Array2<f64>>, SolverError> {
+    let classes = y.ncols();
+    if classes <= 1 || grouping == Grouping::Joint {
+        if classes > 1 && settings.polish_from > 0 {
+            return Err(SolverError::Invalid(format!(
+                "the Newton polish handles one output, not {classes}; set polish_from = 0"
+            )));
+        }
+        return solve(x, y, arrangements, (beta, m2), settings, warm_start);
+    }
+    let (d, k, m1) = (x.ncols(), arrangements.k(), arrangements.m1());
+    let columns = 2 * k * m1 * classes;
+    if let Some(w) = warm_start
+        && w.dim() != (d, columns)
+    {
+        return Err(SolverError::Invalid(
+            "the warm start's shape differs from the arrangements'".into(),
+        ));
+    }
+    // Column ((s·K + k)·C + c)·m1 + j of the whole is column (s·K + k)·m1 + j
+    // of class c's.
+    let whole = |block: usize, class: usize, j: usize| (block * classes + class) * m1 + j;
+    let mut variables = Array2::zeros((d, columns));
+    let mut history: Vec<AdmmPoint> = Vec::new();
+    let (mut objective, mut lower_bound, mut violation) = (0.0, 0.0, 0.0f64);
+    let mut converged = true;
+    let (mut iterations, mut seconds) = (0, 0.0);
+    for class in 0..classes {
+        let warm = warm_start
+            .map(|w| {
+                let packed = Array2::from_shape_fn((d, 2 * k * m1), |(a, column)| {
+                    w[[a, whole(column / m1, class, column % m1)]]
+                });
+                SampledVariables::from_packed(packed, k, m1)
+            })
+            .transpose()?;
+        let solve = solve_admm(
+            x,
+            y.column(class),
+            arrangements,
+            beta,
+            m2,
+            settings,
+            warm.as_ref(),
+        )?;
+        for (column, values) in solve.variables.packed().columns().into_iter().enumerate() {
+            variables
+                .column_mut(whole(column / m1, class, column % m1))
+                .assign(&values);
+        }
+        history.extend(solve.history.iter().map(|p| AdmmPoint {
+            iteration: iterations + p.iteration,
+            time_s: seconds + p.time_s,
+            ..*p
+        }));
+        iterations += solve.last.iteration;
+        seconds += solve.last.time_s;
+        objective += solve.last.objective;
+        lower_bound += solve.last.lower_bound;
+        violation = violation.max(solve.last.violation);
+        converged &= solve.converged;
+    }
+    let last = AdmmPoint {
+        iteration: iterations,
+        time_s: seconds,
+        objective,
+        lower_bound,
+        relative_gap: (objective - lower_bound) / objective.abs().max(f64::MIN_POSITIVE),
+        violation,
+        rho: f64::NAN,
+    };
+    Ok(AdmmSolve {
+        variables,
+        last,
+        converged,
+        history,
+    })
+}
+
+/// [`solve_admm_outputs`] with joint groups (one output: the scalar program).
+fn solve(
+    x: ArrayView2<f64>,
+    y: ArrayView2<f64>,
+    arrangements: &SampledArrangements,
+    (beta, m2): (f64, usize),
+    settings: &AdmmSettings,
+    warm_start: Option<&Array2<f64>>,
+) -> Result<AdmmSolve<Array2<f64>>, SolverError> {
     let start = Instant::now();
     settings.validate()?;
     let (n, d) = x.dim();
-    if y.len() != n || arrangements.d() != d {
+    if y.nrows() != n || y.ncols() == 0 || arrangements.d() != d {
         return Err(SolverError::Invalid(format!(
-            "data {n} × {d}, {} labels, arrangements in R^{}",
-            y.len(),
+            "data {n} × {d}, {} × {} targets, arrangements in R^{}",
+            y.nrows(),
+            y.ncols(),
             arrangements.d()
         )));
     }
@@ -628,7 +918,11 @@ pub fn solve_admm(
             "need β > 0 and m2 ≥ 1 (β = {beta}, m2 = {m2})"
         )));
     }
-    let (k, m1) = (arrangements.k(), arrangements.m1());
+    let columns = 2 * arrangements.k() * arrangements.m1() * y.ncols();
+    pathreg_core::limits::check_allocation(
+        || format!("ADMM on {n} samples in R^{d} with {columns} columns"),
+        memory_bytes(n, d, columns),
+    )?;
     let masks = arrangements.masks(x)?;
     let weight = group_weight(beta, m2);
     let problem = Problem::new(x, y, arrangements, &masks, weight)?;
@@ -640,9 +934,7 @@ pub fn solve_admm(
     };
     let columns = problem.columns();
     let w0 = match warm_start {
-        Some(vars) if vars.k() == k && vars.m1() == m1 && vars.d() == d => {
-            product(problem.basis.t(), vars.packed().view())
-        }
+        Some(w) if w.dim() == (d, columns) => product(problem.basis.t(), w.view()),
         Some(_) => {
             return Err(SolverError::Invalid(
                 "the warm start's shape differs from the arrangements'".into(),
@@ -758,18 +1050,23 @@ fn step(
         it.sample_buffer.view_mut(),
         false,
     );
-    let mut t = Array1::from_iter(
-        it.sample_buffer
-            .rows()
-            .into_iter()
-            .zip(p.coefficients.rows())
-            .map(|(q, c)| (&q * &c).sum()),
-    );
-    llt.solve_in_place(&mut t);
-    Zip::from(&mut it.sample_buffer)
+    // One Woodbury solve per output: A is block diagonal over the classes,
+    // with the same blocks.
+    let mut t = Array2::zeros((it.sample_buffer.nrows(), p.classes));
+    for (class, mut column) in t.columns_mut().into_iter().enumerate() {
+        let mut rhs = Array1::from_iter(
+            it.sample_buffer
+                .rows()
+                .into_iter()
+                .zip(p.coefficients.rows())
+                .map(|(q, c)| p.class_dot(q, c, class)),
+        );
+        llt.solve_in_place(&mut rhs);
+        column.assign(&rhs);
+    }
+    Zip::indexed(&mut it.sample_buffer)
         .and(&p.coefficients)
-        .and_broadcast(&t.view().insert_axis(Axis(1)))
-        .par_for_each(|e, c, t| *e = c * t);
+        .par_for_each(|(i, column), e, c| *e = c * t[[i, p.class_of(column)]]);
     matmul(
         p.x_rot.t(),
         it.sample_buffer.view(),
@@ -825,7 +1122,7 @@ fn relative(value: &Objective11Value) -> f64 {
 /// The best restored polish so far (within the violation tolerance), and
 /// the best bound any polish certified (`−∞` before one does).
 struct Kept {
-    point: Option<(SampledVariables, Objective11Value)>,
+    point: Option<(Array2<f64>, Objective11Value)>,
     lower_bound: f64,
 }
 
@@ -837,7 +1134,7 @@ struct Kept {
 fn check(
     p: &Problem,
     x: ArrayView2<f64>,
-    y: ArrayView1<f64>,
+    y: ArrayView2<f64>,
     masks: &Masks,
     it: &Iterates,
     rho: f64,
@@ -846,21 +1143,22 @@ fn check(
     start: Instant,
     polish: Option<f64>,
     kept: &mut Kept,
-) -> Result<(SampledVariables, AdmmPoint), SolverError> {
-    let mut vars = p.unrotate(&p.restore(&it.v))?;
-    let (mut value, _) = evaluate(x, y, masks, &vars, objective)?;
+) -> Result<(Array2<f64>, AdmmPoint), SolverError> {
+    let mut vars = p.unrotate(&p.restore(&it.v));
+    let (mut value, _) = p.evaluate(x, y, masks, &vars, objective)?;
     // Dual point: v = y − f(V) before restoration (the residual the
     // multipliers were found with).
-    let (_, f) = evaluate(x, y, masks, &p.unrotate(&it.v)?, objective)?;
+    let (_, f) = p.evaluate(x, y, masks, &p.unrotate(&it.v), objective)?;
     let v = &y - &f;
-    let no_faces = vec![None; 2 * p.k];
+    let no_faces = vec![None; p.columns() / p.group_width];
     let eta = p.project_dual(&(-&it.lambda)) * rho;
     let mut lower_bound = p.lower_bound(y, v.view(), &eta, &no_faces);
+    // The polish is for one output (`solve_admm_outputs` refuses it for more).
     if let Some(tolerance) = polish
-        && let Some(polished) = polish::polish(p, &it.v, &it.u, y)
+        && let Some(polished) = polish::polish(p, &it.v, &it.u, y.column(0))
     {
-        let candidate = p.unrotate(&p.restore(&polished.w))?;
-        let (candidate_value, _) = evaluate(x, y, masks, &candidate, objective)?;
+        let candidate = p.unrotate(&p.restore(&polished.w));
+        let (candidate_value, _) = p.evaluate(x, y, masks, &candidate, objective)?;
         let better = kept
             .point
             .as_ref()
@@ -882,7 +1180,8 @@ fn check(
                 ));
             }
         });
-        let bound = p.lower_bound(y, polished.residual.view(), &eta, &ratios);
+        let residual = polished.residual.view().insert_axis(Axis(1));
+        let bound = p.lower_bound(y, residual, &eta, &ratios);
         kept.lower_bound = kept.lower_bound.max(bound);
     }
     // The best polished point and bound so far stay valid at later checks.
