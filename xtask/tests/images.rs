@@ -1,6 +1,7 @@
 //! Figure 5's kind as a user runs it: the committed Fashion-MNIST manifest,
 //! shrunk by its own keys (`data.train_rows`, `data.test_rows`,
-//! `training.epochs`), run at one and two threads, and its bad inputs.
+//! `training.epochs`), run at one and two threads, with the constrained
+//! program (21) by ADMM, and its bad inputs.
 
 use std::path::Path;
 
@@ -143,6 +144,88 @@ fn a_small_figure5_runs_writes_every_output_and_hashes_alike_at_one_and_two_thre
     );
 }
 
+/// A `[constrained]` table after the last method.
+const CONSTRAINED: (&str, &str) = (
+    "sgd_weight_decay =",
+    "sgd_weight_decay = \"paper\"\n[constrained]\nmethod = \"admm\"\nmax_iterations = 2000",
+);
+
+#[test]
+fn the_constrained_program_runs_in_figure5_feasible_certified_and_mapped() {
+    let Some(mirror) = mirror() else {
+        eprintln!("note: no dataset mirror at ../shared/datasets; skipping");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fig5_small.toml");
+    let edits = [
+        ("name =", "name = \"fig5_small\""),
+        (
+            "scaling =",
+            "scaling = \"unit\"\ntrain_rows = 300\ntest_rows = 200",
+        ),
+        ("K =", "K = 4"),
+        ("m1 =", "m1 = 5"),
+        ("epochs =", "epochs = 1"),
+        ("sgd =", "# no sgd"),
+        ("adam =", "# no adam"),
+        ("adagrad =", "# no adagrad"),
+        ("adadelta =", "# no adadelta"),
+        ("convex_adam =", "# no convex_adam"),
+        CONSTRAINED,
+    ];
+    std::fs::write(&path, manifest(&edits)).unwrap();
+    let output = run(dir.path(), &path, 2, &mirror);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = dir.path().join("out2/fig5_small");
+    let table = std::fs::read_to_string(out.join("table.md")).unwrap();
+    for label in ["Convex (21), ADMM", "## The constrained program (21)"] {
+        assert!(table.contains(label), "table.md lacks {label:?}:\n{table}");
+    }
+    let run_json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let methods = run_json["methods"].as_array().unwrap();
+    let admm = methods
+        .iter()
+        .find(|m| m["method"] == "convex_admm")
+        .unwrap();
+    let c = &admm["constrained"];
+    let (objective, bound) = (
+        c["objective"].as_f64().unwrap(),
+        c["lower_bound"].as_f64().unwrap(),
+    );
+    // Feasible (restored), certified, and reported on table.md's scale: the
+    // float32 engine's objective of the same point agrees with ADMM's.
+    assert!(c["violation"].as_f64().unwrap() <= 1e-6, "{c}");
+    assert!(bound <= objective, "{c}");
+    let engine = admm["train"]["objective"].as_f64().unwrap();
+    assert!(
+        (engine - objective).abs() <= 1e-3 * objective,
+        "{engine} vs {c}"
+    );
+    assert!(
+        admm["train"]["violation"].as_f64().unwrap() <= 1e-4,
+        "{admm}"
+    );
+    // Exact zeros, and Proposition 1's network is (21)'s model wherever the
+    // test rows meet the training rows' constraints.
+    let active = c["active_groups"].as_u64().unwrap();
+    assert!(active < c["groups"].as_u64().unwrap(), "{c}");
+    let map = &admm["proposition1"];
+    // One sub-network per non-zero class chunk of an active block.
+    let subnetworks = map["subnetworks"].as_u64().unwrap();
+    assert!((1..=active * 10).contains(&subnetworks), "{map}");
+    assert!(
+        map["check"]["feasible_max_difference"].as_f64().unwrap() <= 1e-3,
+        "{map}"
+    );
+    assert!(admm["test"]["accuracy"].as_f64().unwrap() > 0.3, "{admm}");
+}
+
 #[test]
 fn bad_figure5_manifests_name_the_key_and_the_reason() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,6 +265,15 @@ fn bad_figure5_manifests_name_the_key_and_the_reason() {
             "model",
             "GiB",
         ),
+        (
+            vec![(
+                "sgd_weight_decay =",
+                "sgd_weight_decay = \"paper\"\n[constrained]\nmethod = \"admm\"\npolish_from = 100",
+            )],
+            "constrained.polish_from",
+            "ten",
+        ),
+        (vec![CONSTRAINED], "constrained", "lower data.train_rows"),
     ] {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, manifest(&edits)).unwrap();

@@ -199,6 +199,10 @@ pub enum PipelineError {
     /// A convex classification model scored without its sampled arrangements.
     #[error("a convex model without its arrangements")]
     MissingArrangements,
+    /// An images cell asked for what its method lacks (an optimizer of
+    /// `convex_admm`, or its `[constrained]` table).
+    #[error("{0}")]
+    MethodMismatch(String),
     /// A cell that trains was asked to compute without its data loaded.
     #[error("{0}: its data was not loaded")]
     MissingData(String),

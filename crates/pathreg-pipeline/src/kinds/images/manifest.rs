@@ -6,6 +6,7 @@ use toml::Spanned;
 
 use crate::PipelineError;
 use crate::manifest::budget::Limits;
+use crate::manifest::sections::RawAdmm;
 use crate::manifest::{Check, ManifestFile, Validator};
 
 /// The datasets this kind trains on (the registry's official splits).
@@ -26,8 +27,24 @@ pub struct ImagesExperiment {
     pub model: ImageModel,
     /// `[training]`.
     pub training: ImageTraining,
-    /// `[methods]`, in the order of [`MethodName::ALL`].
+    /// `[methods]`, in the order of [`MethodName::ALL`], then the
+    /// constrained program's row when `[constrained]` is given.
     pub methods: Vec<Method>,
+    /// `[constrained]`: program (21) with vector outputs solved by ADMM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub constrained: Option<ImagesConstrained>,
+}
+
+/// `[constrained]`, validated: the constrained program (21) with vector
+/// outputs (Appendix A.11) over the same `K` sampled arrangements as (11),
+/// solved full batch by ADMM ([`pathreg_solvers::solve_admm_outputs`]) to
+/// both tolerances or the iteration cap. Its row is `convex_admm`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ImagesConstrained {
+    /// The solver's tolerances and cap (no polish: it handles one output).
+    pub settings: pathreg_solvers::AdmmSettings,
+    /// Group norms over a block's classes or one class.
+    pub grouping: pathreg_core::multiclass::Grouping,
 }
 
 /// `[data]`, validated.
@@ -102,6 +119,9 @@ pub enum MethodName {
     Adadelta,
     /// The network, weight decay, SGD.
     SgdWeightDecay,
+    /// The constrained program (21) by ADMM (`[constrained]`, not a key of
+    /// `[methods]`).
+    ConvexAdmm,
 }
 
 impl MethodName {
@@ -119,17 +139,23 @@ impl MethodName {
 
     /// The manifest key (and the `method` column of the results).
     pub fn key(self) -> &'static str {
+        if self == MethodName::ConvexAdmm {
+            return "convex_admm";
+        }
         MethodName::ALL
             .iter()
             .find(|(_, m)| *m == self)
             .map_or("", |(k, _)| k)
     }
 
-    /// Whether the method trains (11).
+    /// Whether the method solves a convex program, (11) or (21).
     pub fn is_convex(self) -> bool {
         matches!(
             self,
-            MethodName::ConvexSgd | MethodName::ConvexAdam | MethodName::ConvexSgdOneVsRest
+            MethodName::ConvexSgd
+                | MethodName::ConvexAdam
+                | MethodName::ConvexSgdOneVsRest
+                | MethodName::ConvexAdmm
         )
     }
 
@@ -144,6 +170,7 @@ impl MethodName {
             MethodName::Adagrad => "Non-convex Adagrad",
             MethodName::Adadelta => "Non-convex Adadelta",
             MethodName::SgdWeightDecay => "Non-convex SGD, weight decay",
+            MethodName::ConvexAdmm => "Convex (21), ADMM",
         }
     }
 
@@ -158,7 +185,7 @@ impl MethodName {
         Some(match self {
             MethodName::ConvexSgd | MethodName::ConvexSgdOneVsRest => rates[0],
             MethodName::Sgd => rates[1],
-            MethodName::ConvexAdam => return None,
+            MethodName::ConvexAdam | MethodName::ConvexAdmm => return None,
             MethodName::Adam => rates[2],
             MethodName::Adagrad => rates[3],
             MethodName::Adadelta => rates[4],
@@ -197,17 +224,18 @@ impl MethodName {
 pub struct Method {
     /// Which.
     pub name: MethodName,
-    /// Its learning rate.
+    /// Its learning rate (0 for `convex_admm`, which has none).
     pub lr: f64,
 }
 
 impl Method {
     /// The update rule: SGD (with `momentum`), Adam, Adagrad or Adadelta at
-    /// the method's rate.
-    pub fn optimizer(&self, momentum: f64) -> pathreg_solvers::Optimizer {
+    /// the method's rate; `None` for `convex_admm`, which is not trained
+    /// by one.
+    pub fn optimizer(&self, momentum: f64) -> Option<pathreg_solvers::Optimizer> {
         use pathreg_solvers::Optimizer;
         let lr = self.lr;
-        match self.name {
+        Some(match self.name {
             MethodName::ConvexAdam | MethodName::Adam => Optimizer::adam(lr),
             MethodName::Adagrad => Optimizer::adagrad(lr),
             MethodName::Adadelta => Optimizer::adadelta(lr),
@@ -215,7 +243,8 @@ impl Method {
             | MethodName::ConvexSgdOneVsRest
             | MethodName::Sgd
             | MethodName::SgdWeightDecay => Optimizer::Sgd { lr, momentum },
-        }
+            MethodName::ConvexAdmm => return None,
+        })
     }
 }
 
@@ -232,6 +261,54 @@ struct RawManifest {
     model: RawModel,
     training: RawTraining,
     methods: Spanned<toml::Table>,
+    constrained: Option<Spanned<RawConstrained>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConstrained {
+    method: Spanned<String>,
+    grouping: Option<Spanned<String>>,
+    tol_violation: Option<Spanned<f64>>,
+    tol_gap: Option<Spanned<f64>>,
+    max_iterations: Option<Spanned<usize>>,
+    polish_from: Option<Spanned<usize>>,
+}
+
+impl RawConstrained {
+    /// Validates `[constrained]`: the iterate is ADMM's (the Newton polish
+    /// handles one output only).
+    fn check(&self, v: &Validator<'_>) -> Result<ImagesConstrained, PipelineError> {
+        use pathreg_core::multiclass::Grouping;
+        v.one_of(&self.method, "constrained.method", &[("admm", ())])?;
+        if let Some(p) = &self.polish_from
+            && *p.get_ref() != 0
+        {
+            return Err(v.error(
+                p.span(),
+                "constrained.polish_from",
+                "the Newton polish handles one output, and Figure 5 has ten; set 0 or leave it out",
+            ));
+        }
+        let admm = RawAdmm {
+            tol_violation: self.tol_violation.clone(),
+            tol_gap: self.tol_gap.clone(),
+            max_iterations: self.max_iterations.clone(),
+            polish_from: None,
+        };
+        Ok(ImagesConstrained {
+            settings: admm.check("constrained", v)?,
+            grouping: v.choice(
+                &self.grouping,
+                "constrained.grouping",
+                &[
+                    ("joint", Grouping::Joint),
+                    ("one_vs_rest", Grouping::OneVsRest),
+                ],
+                Grouping::Joint,
+            )?,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -382,7 +459,18 @@ pub fn parse(file: &ManifestFile, limits: Limits) -> Result<ImagesExperiment, Pi
     let data = raw.data.check(&v)?;
     let model = raw.model.check(&v)?;
     let training = raw.training.check(&v)?;
-    let methods = methods(&raw.methods, &data.dataset, &v)?;
+    let mut methods = methods(&raw.methods, &data.dataset, &v)?;
+    let constrained = raw
+        .constrained
+        .as_ref()
+        .map(|c| c.get_ref().check(&v))
+        .transpose()?;
+    if constrained.is_some() {
+        methods.push(Method {
+            name: MethodName::ConvexAdmm,
+            lr: 0.0,
+        });
+    }
     let experiment = ImagesExperiment {
         name: v.name(&raw.name)?,
         description: raw.description,
@@ -391,7 +479,24 @@ pub fn parse(file: &ManifestFile, limits: Limits) -> Result<ImagesExperiment, Pi
         model,
         training,
         methods,
+        constrained,
     };
+    if let Some(raw) = &raw.constrained {
+        let (n, d) = experiment.shape();
+        let columns = 2 * model.k * model.m1 * 10;
+        let bytes = pathreg_solvers::admm::memory_bytes(n, d, columns);
+        if bytes > pathreg_core::limits::MAX_ALLOCATION_BYTES {
+            return Err(v.error(
+                raw.span(),
+                "constrained",
+                format!(
+                    "ADMM on {n} training rows and {columns} columns keeps an n × n factor and n × {columns} iterates, {:.1} GiB, more than the {:.0} GiB limit; lower data.train_rows",
+                    bytes as f64 / (1u64 << 30) as f64,
+                    pathreg_core::limits::MAX_ALLOCATION_BYTES as f64 / (1u64 << 30) as f64
+                ),
+            ));
+        }
+    }
     if limits == Limits::Enforced {
         let work = experiment.training_work();
         if work > MAX_WORK {
@@ -448,23 +553,26 @@ impl ImagesExperiment {
         largest.saturating_mul(4)
     }
 
-    /// Multiply-adds of all methods' epochs: per row, the convex model's
-    /// two products cost `2·d·2KCm1`, the network's `2·d·Km1`.
+    /// Multiply-adds of all methods: per row and epoch, the convex model's
+    /// two products cost `2·d·2KCm1`, the network's `2·d·Km1`; ADMM's
+    /// iterations (at their cap) four products of `n × d` by `d × 2KCm1`.
     pub fn training_work(&self) -> f64 {
         let (rows, d) = self.shape();
         let (rows, d) = (rows as f64, d as f64);
         let (k, m1) = (self.model.k as f64, self.model.m1 as f64);
-        let per_row: f64 = self
-            .methods
+        let epochs = self.training.epochs as f64;
+        self.methods
             .iter()
-            .map(|m| {
-                if m.name.is_convex() {
-                    2.0 * d * 2.0 * k * 10.0 * m1
-                } else {
-                    2.0 * d * k * m1
+            .map(|m| match m.name {
+                MethodName::ConvexAdmm => {
+                    let iterations = self
+                        .constrained
+                        .map_or(0.0, |c| c.settings.max_iterations as f64);
+                    iterations * 4.0 * rows * d * 2.0 * k * 10.0 * m1
                 }
+                name if name.is_convex() => 2.0 * d * 2.0 * k * 10.0 * m1 * rows * epochs,
+                _ => 2.0 * d * k * m1 * rows * epochs,
             })
-            .sum();
-        per_row * rows * self.training.epochs as f64
+            .sum()
     }
 }

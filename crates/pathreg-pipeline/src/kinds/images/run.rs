@@ -132,6 +132,26 @@ pub(crate) struct MapReport {
     pub check: MapCheck,
 }
 
+/// What ADMM certified for (21) with vector outputs, on the objective's
+/// scale in this kind (MSELoss plus `β` times the group norms: ADMM's
+/// `½‖F − Y‖² + β'' Σ‖Z‖` times `2/(nC)`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ConstrainedReport {
+    pub iterations: usize,
+    /// Both tolerances were met.
+    pub converged: bool,
+    /// The restored, feasible iterate's objective.
+    pub objective: f64,
+    /// The certified lower bound on the optimum over these arrangements.
+    pub lower_bound: f64,
+    pub relative_gap: f64,
+    /// `h/Σ‖Z‖` of the returned point (float64, ADMM's own masks).
+    pub violation: f64,
+    /// Groups whose norm is not zero, and all groups.
+    pub active_groups: usize,
+    pub groups: usize,
+}
+
 /// One method's result (cached as the `images` stage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct MethodResult {
@@ -146,6 +166,9 @@ pub(crate) struct MethodResult {
     /// Masks of (11) on the training and test rows, seconds (0 for networks).
     pub prepare_s: f64,
     pub map: Option<MapReport>,
+    /// The constrained program's certificate (`convex_admm` only).
+    #[serde(default)]
+    pub constrained: Option<ConstrainedReport>,
     /// The process's peak resident memory when the method finished (cells
     /// run in turn, so the largest over a run's methods is its peak).
     pub peak_resident_bytes: Option<u64>,
@@ -165,10 +188,15 @@ impl<'a> MethodCell<'a> {
     pub fn new(experiment: &'a ImagesExperiment, method: Method) -> Result<Self, PipelineError> {
         let pins = crate::stages::data::pins(&experiment.data.dataset)?;
         let refs: Vec<&str> = pins.iter().map(String::as_str).collect();
-        let params = serde_json::json!({
+        let mut params = serde_json::json!({
             "seed": experiment.seed, "data": experiment.data, "model": experiment.model,
             "training": experiment.training, "method": method,
         });
+        // (21)'s cell reads the solver's settings and revision, not the training's.
+        if method.name == MethodName::ConvexAdmm {
+            params["constrained"] = serde_json::json!(experiment.constrained);
+            params["admm_revision"] = serde_json::json!(pathreg_solvers::admm::REVISION);
+        }
         Ok(Self {
             experiment,
             method,
@@ -177,14 +205,25 @@ impl<'a> MethodCell<'a> {
         })
     }
 
-    fn settings(&self) -> ImageTrainSettings {
+    fn settings(&self) -> Result<ImageTrainSettings, PipelineError> {
         let t = &self.experiment.training;
-        ImageTrainSettings {
-            optimizer: self.method.optimizer(t.momentum),
+        let optimizer = self.method.optimizer(t.momentum).ok_or_else(|| {
+            PipelineError::MethodMismatch(format!(
+                "{} is not trained by an optimizer",
+                self.label()
+            ))
+        })?;
+        Ok(ImageTrainSettings {
+            optimizer,
             epochs: t.epochs,
             batch_size: t.batch_size,
             evaluations_per_epoch: t.evaluations_per_epoch,
-        }
+        })
+    }
+
+    /// The arrangements' generator, shared by (11) and (21).
+    fn arrangement_rng(&self) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(derive_seed(self.experiment.seed, &["arrangements"]))
     }
 
     fn batch_rng(&self) -> ChaCha8Rng {
@@ -195,16 +234,83 @@ impl<'a> MethodCell<'a> {
     }
 
     fn convex(&self, data: &ImageData, grouping: Grouping) -> Result<MethodResult, PipelineError> {
-        let arrangements =
-            ChaCha8Rng::seed_from_u64(derive_seed(self.experiment.seed, &["arrangements"]));
         let trained = train_convex(
             (&data.train, &data.test),
             &self.experiment.model,
             grouping,
-            &self.settings(),
-            (arrangements, self.batch_rng()),
+            &self.settings()?,
+            (self.arrangement_rng(), self.batch_rng()),
         )?;
         Ok(trained.result)
+    }
+
+    /// (21) with vector outputs over (11)'s arrangements, by ADMM in
+    /// float64 on the whole training set, then evaluated and mapped
+    /// (Proposition 1) on the float32 engine like (11).
+    fn constrained(&self, data: &ImageData) -> Result<MethodResult, PipelineError> {
+        let spec = self.experiment.constrained.ok_or_else(|| {
+            PipelineError::MethodMismatch(format!("{} needs [constrained]", self.label()))
+        })?;
+        let m = &self.experiment.model;
+        let train = &data.train;
+        let (n, classes) = (train.n(), train.classes());
+        let sampled =
+            SampledArrangements::sample(&mut self.arrangement_rng(), m.k, train.d(), m.m1)?;
+        let x = train.x().mapv(f64::from);
+        let mut y = Array2::zeros((n, classes));
+        for (i, &label) in train.labels().iter().enumerate() {
+            y[[i, label]] = 1.0;
+        }
+        // MSELoss + β Σ‖Z‖ is (2/(nC)) (½‖F − Y‖² + (nC/2) β Σ‖Z‖).
+        let scale = (n * classes) as f64 / 2.0;
+        let start = Instant::now();
+        let solve = pathreg_solvers::solve_admm_outputs(
+            x.view(),
+            (y.view(), spec.grouping),
+            &sampled,
+            m.beta * scale,
+            m.m2,
+            &spec.settings,
+            None,
+        )?;
+        let time_s = start.elapsed().as_secs_f64();
+        let model = ConvexModel::new(&sampled, classes, spec.grouping, m.beta, m.m2, m.lambda)?;
+        let params: Vec<f32> = solve.variables.iter().map(|&v| v as f32).collect();
+        let start = Instant::now();
+        let train_masks = model.prepare(train)?;
+        let test_masks = model.prepare(&data.test)?;
+        let prepare_s = start.elapsed().as_secs_f64();
+        let groups = model.group_norms(&params);
+        let last = solve.last;
+        let constrained = ConstrainedReport {
+            iterations: last.iteration,
+            converged: solve.converged,
+            objective: last.objective / scale,
+            lower_bound: last.lower_bound / scale,
+            relative_gap: last.relative_gap,
+            violation: last.violation,
+            active_groups: groups.iter().filter(|g| **g > 0.0).count(),
+            groups: groups.len(),
+        };
+        let mapped = to_network(&model, &params)?;
+        let rows: Vec<usize> = (0..data.test.n()).collect();
+        Ok(MethodResult {
+            curve: Vec::new(),
+            epochs_run: 0,
+            diverged: false,
+            time_s,
+            train: evaluate(&model, &params, train, &train_masks, m.lambda),
+            test: evaluate(&model, &params, &data.test, &test_masks, m.lambda),
+            parameters: model.parameters(),
+            prepare_s,
+            map: Some(MapReport {
+                subnetworks: mapped.blocks.len(),
+                path_regularizer: mapped.path_regularizer,
+                check: check_map(&model, &params, &mapped, &data.test, &test_masks, &rows),
+            }),
+            constrained: Some(constrained),
+            peak_resident_bytes: None,
+        })
     }
 
     fn network(
@@ -232,7 +338,7 @@ impl<'a> MethodCell<'a> {
             (&data.train, &()),
             (&data.test, &()),
             m.lambda,
-            &self.settings(),
+            &self.settings()?,
             &mut self.batch_rng(),
         )?;
         Ok(result)
@@ -280,6 +386,7 @@ pub(crate) fn train_model<M: Model>(
             parameters: model.parameters(),
             prepare_s: 0.0,
             map: None,
+            constrained: None,
             peak_resident_bytes: None,
         },
     ))
@@ -369,6 +476,7 @@ impl Cell for MethodCell<'_> {
         let mut result = match self.method.name {
             MethodName::ConvexSgd | MethodName::ConvexAdam => self.convex(data, Grouping::Joint),
             MethodName::ConvexSgdOneVsRest => self.convex(data, Grouping::OneVsRest),
+            MethodName::ConvexAdmm => self.constrained(data),
             MethodName::SgdWeightDecay => self.network(data, Regularizer::WeightDecay),
             _ => self.network(data, Regularizer::Path),
         }?;

@@ -261,6 +261,7 @@ impl StackingExperiment {
             model: self.model,
             training: self.training,
             methods: vec![self.stacking.method],
+            constrained: None,
         }
     }
 

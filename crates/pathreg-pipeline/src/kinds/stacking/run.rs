@@ -204,8 +204,11 @@ impl Cell for StageCell<'_> {
         } else {
             Grouping::Joint
         };
+        let optimizer = method.optimizer(e.training.momentum).ok_or_else(|| {
+            PipelineError::MethodMismatch(format!("{} has no optimizer", method.name.key()))
+        })?;
         let settings = ImageTrainSettings {
-            optimizer: method.optimizer(e.training.momentum),
+            optimizer,
             epochs: e.training.epochs,
             batch_size: e.training.batch_size,
             evaluations_per_epoch: e.training.evaluations_per_epoch,
