@@ -688,16 +688,12 @@ impl Problem {
         w: &Array2<f64>,
         class: usize,
     ) -> Result<SampledVariables, SolverError> {
-        let (k, m1, classes) = (self.k, self.m1, self.classes);
-        let packed = if classes == 1 {
+        let packed = if self.classes == 1 {
             w.clone()
         } else {
-            Array2::from_shape_fn((w.nrows(), 2 * k * m1), |(a, column)| {
-                let (block, j) = (column / m1, column % m1);
-                w[[a, (block * classes + class) * m1 + j]]
-            })
+            class_columns(w, self.k, self.m1, self.classes, class)
         };
-        Ok(SampledVariables::from_packed(packed, k, m1)?)
+        Ok(SampledVariables::from_packed(packed, self.k, self.m1)?)
     }
 
     /// The objective of (21) at the unrotated `w` and its outputs `f`
@@ -712,6 +708,16 @@ impl Problem {
         w: &Array2<f64>,
         objective: &Objective11,
     ) -> Result<(Objective11Value, Array2<f64>), SolverError> {
+        if self.classes == 1 {
+            let (value, f) = evaluate(
+                x,
+                y.column(0),
+                masks,
+                &self.class_variables(w, 0)?,
+                objective,
+            )?;
+            return Ok((value, f.insert_axis(Axis(1))));
+        }
         let mut outputs = Array2::zeros(y.dim());
         let mut total = Objective11Value {
             loss: 0.0,
@@ -722,10 +728,6 @@ impl Problem {
         for class in 0..self.classes {
             let vars = self.class_variables(w, class)?;
             let (value, f) = evaluate(x, y.column(class), masks, &vars, objective)?;
-            if self.classes == 1 {
-                outputs.column_mut(0).assign(&f);
-                return Ok((value, outputs));
-            }
             outputs.column_mut(class).assign(&f);
             total.loss += value.loss;
             total.violation += value.violation;
@@ -737,6 +739,21 @@ impl Problem {
         total.objective = total.loss + objective.group_weight() * total.group_norms;
         Ok((total, outputs))
     }
+}
+
+/// Class `class`'s `d × 2Km1` columns of `w` (`d × 2KCm1`, column
+/// `((s·K + k)·C + c)·m1 + j`), in the scalar program's layout
+/// (`(s·K + k)·m1 + j`).
+fn class_columns(
+    w: &Array2<f64>,
+    k: usize,
+    m1: usize,
+    classes: usize,
+    class: usize,
+) -> Array2<f64> {
+    Array2::from_shape_fn((w.nrows(), 2 * k * m1), |(a, column)| {
+        w[[a, (column / m1 * classes + class) * m1 + column % m1]]
+    })
 }
 
 /// ADMM's iterates (rotated basis, scaled duals).
@@ -843,12 +860,7 @@ pub fn solve_admm_outputs(
     let (mut iterations, mut seconds) = (0, 0.0);
     for class in 0..classes {
         let warm = warm_start
-            .map(|w| {
-                let packed = Array2::from_shape_fn((d, 2 * k * m1), |(a, column)| {
-                    w[[a, whole(column / m1, class, column % m1)]]
-                });
-                SampledVariables::from_packed(packed, k, m1)
-            })
+            .map(|w| SampledVariables::from_packed(class_columns(w, k, m1, classes, class), k, m1))
             .transpose()?;
         let solve = solve_admm(
             x,

@@ -152,6 +152,25 @@ pub(crate) struct ConstrainedReport {
     pub groups: usize,
 }
 
+impl MapReport {
+    /// `mapped`, the network of `params`, checked against `model` on every
+    /// test row.
+    fn on_test_rows(
+        model: &ConvexModel,
+        params: &[f32],
+        mapped: &MappedNetwork,
+        test: &ImageSet,
+        test_masks: &Masks,
+    ) -> Self {
+        let rows: Vec<usize> = (0..test.n()).collect();
+        MapReport {
+            subnetworks: mapped.blocks.len(),
+            path_regularizer: mapped.path_regularizer,
+            check: check_map(model, params, mapped, test, test_masks, &rows),
+        }
+    }
+}
+
 /// One method's result (cached as the `images` stage).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct MethodResult {
@@ -293,7 +312,6 @@ impl<'a> MethodCell<'a> {
             groups: groups.len(),
         };
         let mapped = to_network(&model, &params)?;
-        let rows: Vec<usize> = (0..data.test.n()).collect();
         Ok(MethodResult {
             curve: Vec::new(),
             epochs_run: 0,
@@ -303,11 +321,13 @@ impl<'a> MethodCell<'a> {
             test: evaluate(&model, &params, &data.test, &test_masks, m.lambda),
             parameters: model.parameters(),
             prepare_s,
-            map: Some(MapReport {
-                subnetworks: mapped.blocks.len(),
-                path_regularizer: mapped.path_regularizer,
-                check: check_map(&model, &params, &mapped, &data.test, &test_masks, &rows),
-            }),
+            map: Some(MapReport::on_test_rows(
+                &model,
+                &params,
+                &mapped,
+                &data.test,
+                &test_masks,
+            )),
             constrained: Some(constrained),
             peak_resident_bytes: None,
         })
@@ -437,12 +457,13 @@ pub(crate) fn train_convex(
         &mut batches,
     )?;
     let mapped = to_network(&convex, &params)?;
-    let rows: Vec<usize> = (0..test.n()).collect();
-    result.map = Some(MapReport {
-        subnetworks: mapped.blocks.len(),
-        path_regularizer: mapped.path_regularizer,
-        check: check_map(&convex, &params, &mapped, test, &test_masks, &rows),
-    });
+    result.map = Some(MapReport::on_test_rows(
+        &convex,
+        &params,
+        &mapped,
+        test,
+        &test_masks,
+    ));
     result.prepare_s = prepare_s;
     Ok(TrainedConvex {
         model: convex,
