@@ -285,28 +285,39 @@ struct ConeRow<'a> {
 /// linear and increasing, so `λ` is found exactly by walking its sorted
 /// breakpoints. `events` is scratch space.
 fn project_onto_cone(w: &mut [f64], cone: ConeRow<'_>, events: &mut Vec<(f64, i8)>) {
+    // g(0) and its slope, without branches: a neuron adds `a_j v_j` where
+    // it is active and `v_j > 0` (adding ±0 elsewhere leaves g's bits).
     let mut g = 0.0;
     let mut slope = 0i64;
-    events.clear();
     for ((wj, s), act) in w.iter().zip(cone.sigma).zip(cone.active) {
-        if *act == 0.0 {
-            continue;
-        }
-        let vj = s * wj;
-        let aj = cone.side * s;
-        if vj > 0.0 {
-            g += aj * vj;
-            slope += 1;
-            if aj < 0.0 {
-                events.push((vj, -1));
-            }
-        } else if aj > 0.0 {
-            events.push((-vj, 1));
-        }
+        let positive = *act != 0.0 && s * wj > 0.0;
+        g += if positive {
+            cone.side * s * (s * wj)
+        } else {
+            0.0
+        };
+        slope += i64::from(positive);
     }
     let lambda = if g >= 0.0 {
         0.0
     } else {
+        // The breakpoints: where an active neuron's term switches off
+        // (`a_j < 0`) or on (`a_j > 0`) as λ grows.
+        events.clear();
+        for ((wj, s), act) in w.iter().zip(cone.sigma).zip(cone.active) {
+            if *act == 0.0 {
+                continue;
+            }
+            let vj = s * wj;
+            let aj = cone.side * s;
+            if vj > 0.0 {
+                if aj < 0.0 {
+                    events.push((vj, -1));
+                }
+            } else if aj > 0.0 {
+                events.push((-vj, 1));
+            }
+        }
         events.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut at = 0.0;
         let mut root = None;
