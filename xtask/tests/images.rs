@@ -273,6 +273,14 @@ fn bad_figure5_manifests_name_the_key_and_the_reason() {
             "constrained.polish_from",
             "ten",
         ),
+        (
+            vec![(
+                "sgd_weight_decay =",
+                "sgd_weight_decay = \"paper\"\n[constrained]\nmethod = \"admm\"\nprecision = \"half\"",
+            )],
+            "constrained.precision",
+            "\"float64\" or \"float32\"",
+        ),
         (vec![CONSTRAINED], "constrained", "lower data.train_rows"),
     ] {
         let path = dir.path().join("bad.toml");

@@ -473,6 +473,11 @@ fn bad_classification_manifests_name_the_key_and_line() {
             "multiple of 10",
         ),
         (
+            format!("{BLOBS}\n[constrained]\nmethod = \"admm\"\nprecision = \"float16\"\n"),
+            "constrained.precision",
+            "\"float64\" or \"float32\"",
+        ),
+        (
             format!(
                 "{}\n[constrained]\nmethod = \"admm\"\n",
                 BLOBS.replace("beta = 0.01", "beta = 0.01\nloss = \"hinge\"")

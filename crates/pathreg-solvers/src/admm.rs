@@ -100,9 +100,15 @@
 //! - type-II Anderson acceleration of the Douglas–Rachford form `s = (U + Λ,
 //!   V + Γ)` (memory 5, safeguarded by the residual): 5 420 iterations, but
 //!   its extra passes over the state doubled the time per iteration;
-//! - float32 products: the certified gap stalls at 3.7e-3 (all four
-//!   products in float32) or 4.1e-4 (only `X̃W̃` and `X̃ᵀ(U − Λ)`) within
-//!   20 000 iterations, above the 1e-4 default, so the iteration stays float64;
+//! - float32 products throughout: the certified gap stalls at 3.7e-3 (all
+//!   four products in float32) or 4.1e-4 (only `X̃W̃` and `X̃ᵀ(U − Λ)`) within
+//!   20 000 iterations, above the 1e-4 default; the residuals stop near
+//!   1e-6. [`Precision::Float32`] therefore runs float32 products only while
+//!   the residuals are above `200 ε32` (about 2.4e-5) and float64 after: parkinsons
+//!   converges at 7 100 iterations (2 890 of them float32) to an objective
+//!   within 3e-8 of float64's. On small `d` the conversions cost what the
+//!   float32 products save; on musk-1 (`d` = 167, K = 40, m1 = 100, with the
+//!   polish) 1 600 iterations took 338 s against 406 s in float64;
 //! - restoring column by column (each neuron along its own gate column, then
 //!   the whole gate point for the second layer): 8 280 iterations;
 //! - a primal point from the dual side (each block of `V`'s support along
@@ -128,7 +134,7 @@ mod polish;
 
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
 use pathreg_core::Loss;
 use pathreg_core::convex::group_weight;
 use pathreg_core::gemm::matmul;
@@ -151,14 +157,20 @@ pub const REVISION: u32 = 3;
 /// Bytes ADMM holds on `n` samples in `R^d` with `columns` columns
 /// (`2KCm1`): the `n × n` system and its factor (and the polish's kernel),
 /// about ten `n × columns` arrays (data, iterates, scratch and the check's
-/// copies) and eight `d × columns` ones, in float64.
-pub fn memory_bytes(n: usize, d: usize, columns: usize) -> u64 {
+/// copies) and eight `d × columns` ones, in float64, and with float32
+/// products their float32 operands.
+pub fn memory_bytes(n: usize, d: usize, columns: usize, precision: Precision) -> u64 {
     use pathreg_core::limits::{array_bytes, total_bytes};
+    let float32 = match precision {
+        Precision::Float64 => 0,
+        Precision::Float32 => 1,
+    };
     total_bytes(&[
         array_bytes(8, &[3, n, n]),
         array_bytes(8, &[10, n, columns]),
         array_bytes(8, &[8, d, columns]),
         array_bytes(8, &[n + d, d]),
+        array_bytes(4, &[float32, n + d, columns + d]),
     ])
 }
 
@@ -184,6 +196,30 @@ pub struct AdmmSettings {
     /// each doubling of the count. A multiple of `check_every`; 0 for none.
     #[serde(default)]
     pub polish_from: usize,
+    /// The arithmetic of the iteration's four products (the checks, the
+    /// certificate and the polish are float64 either way).
+    #[serde(default, skip_serializing_if = "Precision::is_float64")]
+    pub precision: Precision,
+}
+
+/// The arithmetic of ADMM's products with `X̃` and `X̃ᵀ`, the iteration's
+/// whole `O(n·d·N)` work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Float64 throughout.
+    #[default]
+    Float64,
+    /// Products in float32 (rounded operands, float32 accumulation), the
+    /// iterates float64, until the residuals come down to float32's
+    /// rounding ([`FLOAT32_FLOOR`]); float64 products from there on.
+    Float32,
+}
+
+impl Precision {
+    fn is_float64(&self) -> bool {
+        *self == Self::Float64
+    }
 }
 
 impl Default for AdmmSettings {
@@ -197,6 +233,7 @@ impl Default for AdmmSettings {
             relaxation: 1.6,
             adapt_rho: true,
             polish_from: 0,
+            precision: Precision::Float64,
         }
     }
 }
@@ -263,6 +300,9 @@ pub struct AdmmSolve<V = SampledVariables> {
     pub converged: bool,
     /// Every check.
     pub history: Vec<AdmmPoint>,
+    /// Iterations run with float32 products ([`Precision::Float32`]; summed
+    /// over the classes of a one-vs-rest solve), 0 with float64 ones.
+    pub float32_iterations: usize,
 }
 
 /// One sample's cone data for one arrangement `k`: the first-layer signs
@@ -767,6 +807,92 @@ fn class_columns(
     })
 }
 
+/// The relative residual (the larger of ADMM's primal and dual ones, as
+/// the `ρ` rule measures them) below which float32 products give way to
+/// float64 ones: `200 ε32`. A float32 product's entries are off by a few
+/// `ε32` relative, so the iteration stalls near that level; on parkinsons
+/// (K = 8, m1 = 10) its residuals stop at 2.5e-7 (primal) and 1e-6 (dual),
+/// with the certified gap stuck at 3.7e-3, and they part from float64's
+/// below about 1.5e-5 on parkinsons and ionosphere.
+const FLOAT32_FLOOR: f64 = 200.0 * f32::EPSILON as f64;
+
+/// ADMM's products with `X̃` and `X̃ᵀ` in the arithmetic of [`Precision`].
+enum Products {
+    Float64,
+    /// `X̃` rounded to float32, and float32 scratch for the operands and
+    /// results, `d × N` and `n × N`.
+    Float32 {
+        x_rot: Array2<f32>,
+        variables: Array2<f32>,
+        samples: Array2<f32>,
+    },
+}
+
+impl Products {
+    fn new(precision: Precision, p: &Problem) -> Self {
+        match precision {
+            Precision::Float64 => Self::Float64,
+            Precision::Float32 => {
+                let (n, d) = p.x_rot.dim();
+                Self::Float32 {
+                    x_rot: p.x_rot.mapv(|v| v as f32),
+                    variables: Array2::zeros((d, p.columns())),
+                    samples: Array2::zeros((n, p.columns())),
+                }
+            }
+        }
+    }
+
+    /// `out ← X̃ w` (`w`: `d × N`).
+    fn rows(&mut self, x_rot: &Array2<f64>, w: ArrayView2<f64>, out: ArrayViewMut2<f64>) {
+        match self {
+            Self::Float64 => matmul(x_rot.view(), w, out, false),
+            Self::Float32 {
+                x_rot,
+                variables,
+                samples,
+            } => {
+                Zip::from(&mut *variables)
+                    .and(w)
+                    .par_for_each(|r, w| *r = *w as f32);
+                matmul(x_rot.view(), variables.view(), samples.view_mut(), false);
+                Zip::from(out)
+                    .and(&*samples)
+                    .par_for_each(|o, s| *o = f64::from(*s));
+            }
+        }
+    }
+
+    /// `out ← X̃ᵀ u` (`u`: `n × N`), or `out ← out + X̃ᵀ u` when `accumulate`.
+    fn columns(
+        &mut self,
+        x_rot: &Array2<f64>,
+        u: ArrayView2<f64>,
+        out: ArrayViewMut2<f64>,
+        accumulate: bool,
+    ) {
+        match self {
+            Self::Float64 => matmul(x_rot.t(), u, out, accumulate),
+            Self::Float32 {
+                x_rot,
+                variables,
+                samples,
+            } => {
+                Zip::from(&mut *samples)
+                    .and(u)
+                    .par_for_each(|r, u| *r = *u as f32);
+                matmul(x_rot.t(), samples.view(), variables.view_mut(), false);
+                let zip = Zip::from(out).and(&*variables);
+                if accumulate {
+                    zip.par_for_each(|o, v| *o += f64::from(*v));
+                } else {
+                    zip.par_for_each(|o, v| *o = f64::from(*v));
+                }
+            }
+        }
+    }
+}
+
 /// ADMM's iterates (rotated basis, scaled duals).
 struct Iterates {
     w: Array2<f64>,
@@ -814,6 +940,7 @@ pub fn solve_admm(
         last: solve.last,
         converged: solve.converged,
         history: solve.history,
+        float32_iterations: solve.float32_iterations,
     })
 }
 
@@ -868,7 +995,7 @@ pub fn solve_admm_outputs(
     let mut history: Vec<AdmmPoint> = Vec::new();
     let (mut objective, mut lower_bound, mut violation) = (0.0, 0.0, 0.0f64);
     let mut converged = true;
-    let (mut iterations, mut seconds) = (0, 0.0);
+    let (mut iterations, mut seconds, mut float32_iterations) = (0, 0.0, 0);
     for class in 0..classes {
         let warm = warm_start
             .map(|w| SampledVariables::from_packed(class_columns(w, k, m1, classes, class), k, m1))
@@ -898,6 +1025,7 @@ pub fn solve_admm_outputs(
         lower_bound += solve.last.lower_bound;
         violation = violation.max(solve.last.violation);
         converged &= solve.converged;
+        float32_iterations += solve.float32_iterations;
     }
     let last = AdmmPoint {
         iteration: iterations,
@@ -913,6 +1041,7 @@ pub fn solve_admm_outputs(
         last,
         converged,
         history,
+        float32_iterations,
     })
 }
 
@@ -944,7 +1073,7 @@ fn solve(
     let columns = 2 * arrangements.k() * arrangements.m1() * y.ncols();
     pathreg_core::limits::check_allocation(
         || format!("ADMM on {n} samples in R^{d} with {columns} columns"),
-        memory_bytes(n, d, columns),
+        memory_bytes(n, d, columns, settings.precision),
     )?;
     let masks = arrangements.masks(x)?;
     let weight = group_weight(beta, m2);
@@ -978,6 +1107,8 @@ fn solve(
         sample_buffer: Array2::zeros((n, columns)),
         variable_buffer: Array2::zeros((d, columns)),
     };
+    let mut products = Products::new(settings.precision, &problem);
+    let mut float32_iterations = 0;
     let mut rho = settings.rho;
     let (mut llt, mut inverse) = problem.factor(rho)?;
     let alpha = settings.relaxation;
@@ -990,11 +1121,14 @@ fn solve(
     loop {
         // The residuals of the batch's last iteration adapt ρ.
         for _ in 1..settings.check_every {
-            step(&problem, &mut it, rho, alpha, &llt, &inverse);
+            step(&problem, &mut products, &mut it, rho, alpha, &llt, &inverse);
         }
         let (u_old, v_old) = (it.u.clone(), it.v.clone());
-        step(&problem, &mut it, rho, alpha, &llt, &inverse);
+        step(&problem, &mut products, &mut it, rho, alpha, &llt, &inverse);
         iteration += settings.check_every;
+        if matches!(products, Products::Float32 { .. }) {
+            float32_iterations = iteration;
+        }
         let primal = squared_norm(&(&it.xw - &it.u)) + problem.tau * squared_norm(&(&it.w - &it.v));
         let dual = squared_norm(&(&it.u - &u_old)) + problem.tau * squared_norm(&(&it.v - &v_old));
         let polish_now = settings.polish_from > 0
@@ -1022,6 +1156,7 @@ fn solve(
                 last: point,
                 converged,
                 history,
+                float32_iterations,
             });
         }
         // OSQP's rule: ρ ← ρ·sqrt(relative primal / relative dual residual).
@@ -1029,6 +1164,10 @@ fn solve(
             (squared_norm(&it.u) + problem.tau * squared_norm(&it.v)).max(f64::MIN_POSITIVE);
         let dual_scale = (squared_norm(&it.lambda) + problem.tau * squared_norm(&it.gamma))
             .max(f64::MIN_POSITIVE);
+        let residual = (primal / primal_scale).max(dual / dual_scale).sqrt();
+        if matches!(products, Products::Float32 { .. }) && residual < FLOAT32_FLOOR {
+            products = Products::Float64;
+        }
         let factor = ((primal / primal_scale) / (dual / dual_scale).max(f64::MIN_POSITIVE))
             .sqrt()
             .sqrt();
@@ -1047,6 +1186,7 @@ fn solve(
 /// iterations; the arithmetic of each entry is the unfused formula's.
 fn step(
     p: &Problem,
+    products: &mut Products,
     it: &mut Iterates,
     rho: f64,
     alpha: f64,
@@ -1061,18 +1201,13 @@ fn step(
         .and(&it.lambda)
         .par_for_each(|b, u, l| *b = (u - l) * rho);
     it.w.assign(&p.a_t_y);
-    matmul(p.x_rot.t(), it.sample_buffer.view(), it.w.view_mut(), true);
+    products.columns(&p.x_rot, it.sample_buffer.view(), it.w.view_mut(), true);
     Zip::from(&mut it.w)
         .and(&it.v)
         .and(&it.gamma)
         .and_broadcast(&inverse)
         .par_for_each(|r, v, g, h| *r = (*r + rho_v * (v - g)) * h);
-    matmul(
-        p.x_rot.view(),
-        it.w.view(),
-        it.sample_buffer.view_mut(),
-        false,
-    );
+    products.rows(&p.x_rot, it.w.view(), it.sample_buffer.view_mut());
     // One Woodbury solve per output: A is block diagonal over the classes,
     // with the same blocks.
     let mut t = Array2::zeros((it.sample_buffer.nrows(), p.classes));
@@ -1090,8 +1225,8 @@ fn step(
     Zip::indexed(&mut it.sample_buffer)
         .and(&p.coefficients)
         .par_for_each(|(i, column), e, c| *e = c * t[[i, p.class_of(column)]]);
-    matmul(
-        p.x_rot.t(),
+    products.columns(
+        &p.x_rot,
         it.sample_buffer.view(),
         it.variable_buffer.view_mut(),
         false,
@@ -1100,7 +1235,7 @@ fn step(
         .and(&it.variable_buffer)
         .and_broadcast(&inverse)
         .par_for_each(|w, c, h| *w -= c * h);
-    matmul(p.x_rot.view(), it.w.view(), it.xw.view_mut(), false);
+    products.rows(&p.x_rot, it.w.view(), it.xw.view_mut());
     // (U, V) step on the relaxed point, then the scaled duals: Λ holds the
     // relaxed point until U is its projection.
     it.lambda

@@ -10,7 +10,7 @@ pub mod nonconvex;
 pub mod unconstrained;
 pub mod working_set;
 
-pub use admm::{AdmmPoint, AdmmSettings, AdmmSolve, solve_admm, solve_admm_outputs};
+pub use admm::{AdmmPoint, AdmmSettings, AdmmSolve, Precision, solve_admm, solve_admm_outputs};
 pub use certify::{
     CERTIFICATE_TOLERANCE, CertificationStatus, MappedNetwork, check_proposition1,
     map_proposition1, output_error_bounds, proposition1_tolerance,

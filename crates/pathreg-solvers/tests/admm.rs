@@ -8,7 +8,8 @@ use pathreg_core::convex::TripleGeometry;
 use pathreg_core::unconstrained::SampledArrangements;
 use pathreg_data::synthetic::{TeacherShape, teacher_data};
 use pathreg_solvers::{
-    AdmmSettings, AdmmSolve, ConicSettings, Scaling, SolverError, solve_admm, solve_conic,
+    AdmmSettings, AdmmSolve, ConicSettings, Precision, Scaling, SolverError, solve_admm,
+    solve_conic,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -108,6 +109,30 @@ fn admm_converges_to_clarabels_optimum() {
 }
 
 #[test]
+fn float32_products_hand_over_to_float64_and_reach_clarabels_optimum() {
+    let c = case(40, 4, 8, 3, 0.01);
+    let reference = clarabel_optimum(&c);
+    let solve = admm(
+        &c,
+        &AdmmSettings {
+            precision: Precision::Float32,
+            ..AdmmSettings::default()
+        },
+    );
+    assert!(solve.converged, "{:?}", solve.last);
+    // Float32 carried the early iterations, float64 the last ones.
+    assert!(
+        solve.float32_iterations > 0 && solve.float32_iterations < solve.last.iteration,
+        "{} of {}",
+        solve.float32_iterations,
+        solve.last.iteration
+    );
+    let relative = (solve.last.objective - reference) / reference;
+    assert!((0.0..=1e-4).contains(&relative), "{relative:e}");
+    assert_eq!(admm(&c, &AdmmSettings::default()).float32_iterations, 0);
+}
+
+#[test]
 fn whole_blocks_are_exactly_zero() {
     let c = case(60, 6, 12, 5, 0.5);
     let solve = admm(&c, &AdmmSettings::default());
@@ -119,11 +144,17 @@ fn whole_blocks_are_exactly_zero() {
 #[test]
 fn results_do_not_depend_on_the_thread_count() {
     let c = case(60, 6, 12, 5, 0.05);
-    // Plain, and with the Newton polish at 100 and 200 iterations.
-    for polish_from in [0, 100] {
+    // Plain, with the Newton polish at 100 and 200 iterations, and with
+    // float32 products.
+    for (polish_from, precision) in [
+        (0, Precision::Float64),
+        (100, Precision::Float64),
+        (0, Precision::Float32),
+    ] {
         let settings = AdmmSettings {
             max_iterations: 300,
             polish_from,
+            precision,
             ..AdmmSettings::default()
         };
         let run = |threads: usize| {

@@ -11,7 +11,8 @@ use pathreg_core::multiclass::Grouping;
 use pathreg_core::unconstrained::SampledArrangements;
 use pathreg_data::synthetic::{TeacherShape, teacher_data};
 use pathreg_solvers::{
-    AdmmSettings, AdmmSolve, ConicSettings, Scaling, SolverError, solve_admm_outputs, solve_conic,
+    AdmmSettings, AdmmSolve, ConicSettings, Precision, Scaling, SolverError, solve_admm_outputs,
+    solve_conic,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -115,6 +116,31 @@ fn identical_targets_make_the_joint_program_the_scalar_one_at_a_smaller_beta() {
     let repeated = ndarray::concatenate(Axis(1), &[y; CLASSES]).unwrap();
     let scalar = clarabel_optimum(&c, c.y.column(0), beta / (CLASSES as f64).sqrt());
     let solve = admm(&c, &repeated, Grouping::Joint, beta);
+    assert_brackets(&solve, CLASSES as f64 * scalar);
+}
+
+#[test]
+fn float32_products_reach_the_same_certified_optimum_with_vector_outputs() {
+    // The identical-targets case, with float32 products until the hand-over.
+    let (c, beta) = (case(40, 4, 8, 3), 0.02);
+    let y = c.y.column(0).insert_axis(Axis(1));
+    let repeated = ndarray::concatenate(Axis(1), &[y; CLASSES]).unwrap();
+    let scalar = clarabel_optimum(&c, c.y.column(0), beta / (CLASSES as f64).sqrt());
+    let settings = AdmmSettings {
+        precision: Precision::Float32,
+        ..AdmmSettings::default()
+    };
+    let solve = solve_admm_outputs(
+        c.x.view(),
+        (repeated.view(), Grouping::Joint),
+        &c.arrangements,
+        beta,
+        1,
+        &settings,
+        None,
+    )
+    .unwrap();
+    assert!(solve.float32_iterations > 0, "{:?}", solve.last);
     assert_brackets(&solve, CLASSES as f64 * scalar);
 }
 

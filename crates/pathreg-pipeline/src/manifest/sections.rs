@@ -494,6 +494,8 @@ pub struct RawAdmm {
     pub max_iterations: Option<Spanned<usize>>,
     /// Iterations before the first Newton polish (0 for none).
     pub polish_from: Option<Spanned<usize>>,
+    /// `"float64"` (the default) or `"float32"` products.
+    pub precision: Option<Spanned<String>>,
 }
 
 impl RawAdmm {
@@ -528,6 +530,15 @@ impl RawAdmm {
             }
             settings.polish_from = *p.get_ref();
         }
+        settings.precision = v.choice(
+            &self.precision,
+            &format!("{table}.precision"),
+            &[
+                ("float64", pathreg_solvers::Precision::Float64),
+                ("float32", pathreg_solvers::Precision::Float32),
+            ],
+            pathreg_solvers::Precision::Float64,
+        )?;
         Ok(settings)
     }
 }

@@ -225,6 +225,7 @@ struct RawConstrained {
     tol_gap: Option<Spanned<f64>>,
     max_iterations: Option<Spanned<usize>>,
     polish_from: Option<Spanned<usize>>,
+    precision: Option<Spanned<String>>,
 }
 
 impl RawConstrained {
@@ -248,6 +249,7 @@ impl RawConstrained {
             tol_gap: self.tol_gap.clone(),
             max_iterations: self.max_iterations.clone(),
             polish_from: self.polish_from.clone(),
+            precision: self.precision.clone(),
         }
         .check("constrained", v)?;
         Ok(ConstrainedSpec { settings })

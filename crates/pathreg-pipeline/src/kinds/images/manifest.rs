@@ -273,6 +273,7 @@ struct RawConstrained {
     tol_gap: Option<Spanned<f64>>,
     max_iterations: Option<Spanned<usize>>,
     polish_from: Option<Spanned<usize>>,
+    precision: Option<Spanned<String>>,
 }
 
 impl RawConstrained {
@@ -295,6 +296,7 @@ impl RawConstrained {
             tol_gap: self.tol_gap.clone(),
             max_iterations: self.max_iterations.clone(),
             polish_from: None,
+            precision: self.precision.clone(),
         };
         Ok(ImagesConstrained {
             settings: admm.check("constrained", v)?,
@@ -481,10 +483,11 @@ pub fn parse(file: &ManifestFile, limits: Limits) -> Result<ImagesExperiment, Pi
         methods,
         constrained,
     };
-    if let Some(raw) = &raw.constrained {
+    if let (Some(raw), Some(constrained)) = (&raw.constrained, &experiment.constrained) {
         let (n, d) = experiment.shape();
         let columns = 2 * model.k * model.m1 * 10;
-        let bytes = pathreg_solvers::admm::memory_bytes(n, d, columns);
+        let bytes =
+            pathreg_solvers::admm::memory_bytes(n, d, columns, constrained.settings.precision);
         if bytes > pathreg_core::limits::MAX_ALLOCATION_BYTES {
             return Err(v.error(
                 raw.span(),
