@@ -1,9 +1,11 @@
 //! `cargo xtask bench`: medians of the Table 2 stages on this machine, then
 //! (when the UCI files can be loaded: fetched, or `PATHREG_MIRROR`) one epoch
-//! of each Table 3 trainer on musk-1, the solver comparison for (11), (21)
-//! by ADMM against Clarabel on parkinsons and one polished (21) solve on
-//! musk-1 at Table 3's size, then (when Fashion-MNIST can be loaded) Figure 5's float32 epochs against
-//! PyTorch (`--only tables` or `--only images` picks one part).
+//! of each Table 3 trainer on musk-1 and the solver comparison for (11); the
+//! constrained program (21) by ADMM against Clarabel on parkinsons and one
+//! polished (21) solve on musk-1 at Table 3's size, in float64 and with
+//! float32 products; then (when Fashion-MNIST can be loaded) Figure 5's
+//! float32 epochs against PyTorch (`--only tables`, `--only constrained` or
+//! `--only images` picks parts).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -44,8 +46,11 @@ pub struct BenchArgs {
 /// The benchmark's sections.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Section {
-    /// Table 2's stages and manifest, and Table 3's epochs and solvers.
+    /// Table 2's stages and manifest, and Table 3's epochs and solvers for (11).
     Tables,
+    /// The constrained program (21) by ADMM: parkinsons against Clarabel,
+    /// musk-1 against (11)+SGD's epochs, float64 against float32 products.
+    Constrained,
     /// Figure 5's epochs against PyTorch.
     Images,
 }
@@ -56,6 +61,23 @@ pub fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
     let wanted = |s: Section| args.only.is_empty() || args.only.contains(&s);
     if wanted(Section::Tables) {
         measure(root, repeat)?;
+    }
+    if wanted(Section::Constrained) {
+        match (uci("parkinsons"), uci("musk-1")) {
+            (Ok(parkinsons), Ok(musk)) => {
+                constrained(root, &parkinsons, repeat)?;
+                let arrangements = SampledArrangements::sample(
+                    &mut ChaCha8Rng::seed_from_u64(1),
+                    K,
+                    musk.x.ncols(),
+                    M1,
+                )?;
+                let sgd_epoch =
+                    convex_epoch(&musk, &arrangements, ConvexMethod::sgd(1e-7), repeat)?;
+                constrained_musk(root, &musk, sgd_epoch)?;
+            }
+            (Err(e), _) | (_, Err(e)) => println!("skipping the (21) benchmarks: {e}"),
+        }
     }
     if wanted(Section::Images) {
         match images::measure(root, repeat) {
@@ -129,14 +151,12 @@ fn measure(root: &Path, repeat: usize) -> Result<()> {
         "whole table2 manifest, warm (all cached): median {warm:.3} s over {repeat} ({:.1} % of cold)",
         100.0 * warm / cold
     );
-    match (uci("musk-1"), uci("ionosphere"), uci("parkinsons")) {
-        (Ok(musk), Ok(ionosphere), Ok(parkinsons)) => {
-            let sgd_epoch = epochs(&musk, repeat)?;
-            solvers(&ionosphere)?;
-            constrained(root, &parkinsons, repeat)?;
-            constrained_musk(root, &musk, sgd_epoch)
+    match (uci("musk-1"), uci("ionosphere")) {
+        (Ok(musk), Ok(ionosphere)) => {
+            epochs(&musk, repeat)?;
+            solvers(&ionosphere)
         }
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        (Err(e), _) | (_, Err(e)) => {
             println!("skipping the Table 3 benchmarks: {e}");
             Ok(())
         }
@@ -154,10 +174,9 @@ fn uci(name: &str) -> Result<Dataset> {
 const K: usize = 40;
 const M1: usize = 100;
 
-/// Epochs (batch 32) of each trainer on musk-1: the median time of a
-/// 6-epoch run minus that of a 1-epoch run, over 5, so the fixed costs (masks,
-/// initial and final evaluations) cancel. Returns (11)+SGD's.
-fn epochs(data: &Dataset, repeat: usize) -> Result<f64> {
+/// Epochs (batch 32) of each trainer on musk-1, fixed costs excluded
+/// ([`epoch_seconds`]).
+fn epochs(data: &Dataset, repeat: usize) -> Result<()> {
     let (x, y) = (data.x.view(), data.y.view());
     println!(
         "Table 3 epochs on musk-1 (n = {}, d = {}, K = {K}, m1 = {M1}, batch 32), fixed costs excluded:",
@@ -168,37 +187,12 @@ fn epochs(data: &Dataset, repeat: usize) -> Result<f64> {
         SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(1), K, x.ncols(), M1)?;
     let masks = median(repeat, || arrangements.masks(x).map(|_| ()))?;
     println!("  masks of the training rows (once per run): median {masks:.4} s");
-    let per_epoch = |run: &mut dyn FnMut(usize) -> Result<()>| -> Result<f64> {
-        let mut times = Vec::with_capacity(repeat);
-        for _ in 0..repeat {
-            let start = Instant::now();
-            run(1)?;
-            let one = start.elapsed().as_secs_f64();
-            let start = Instant::now();
-            run(6)?;
-            times.push((start.elapsed().as_secs_f64() - one) / 5.0);
-        }
-        times.sort_by(f64::total_cmp);
-        Ok(times[times.len() / 2])
-    };
-    let mut sgd_epoch = None;
     for method in [ConvexMethod::sgd(1e-7), ConvexMethod::adam(1e-5)] {
-        let epoch = per_epoch(&mut |epochs| {
-            let settings = ConvexTrainSettings::table3(method, epochs);
-            train_convex(
-                x,
-                y,
-                &arrangements,
-                &settings,
-                &mut ChaCha8Rng::seed_from_u64(2),
-            )?;
-            Ok(())
-        })?;
+        let epoch = convex_epoch(data, &arrangements, method, repeat)?;
         println!(
             "  convex (11), {}: median {epoch:.4} s per epoch",
             method.name()
         );
-        sgd_epoch.get_or_insert(epoch);
     }
     for optimizer in [
         Optimizer::Sgd {
@@ -207,7 +201,7 @@ fn epochs(data: &Dataset, repeat: usize) -> Result<f64> {
         },
         Optimizer::adam(1e-3),
     ] {
-        let epoch = per_epoch(&mut |epochs| {
+        let epoch = epoch_seconds(repeat, &mut |epochs| {
             let settings = TrainSettings {
                 optimizer,
                 epochs,
@@ -228,7 +222,45 @@ fn epochs(data: &Dataset, repeat: usize) -> Result<f64> {
             optimizer.name()
         );
     }
-    sgd_epoch.context("no (11)+SGD epoch")
+    Ok(())
+}
+
+/// One epoch (batch 32) of (11) by `method` on `data` over `arrangements`.
+fn convex_epoch(
+    data: &Dataset,
+    arrangements: &SampledArrangements,
+    method: ConvexMethod,
+    repeat: usize,
+) -> Result<f64> {
+    let (x, y) = (data.x.view(), data.y.view());
+    epoch_seconds(repeat, &mut |epochs| {
+        let settings = ConvexTrainSettings::table3(method, epochs);
+        train_convex(
+            x,
+            y,
+            arrangements,
+            &settings,
+            &mut ChaCha8Rng::seed_from_u64(2),
+        )?;
+        Ok(())
+    })
+}
+
+/// The seconds of one epoch of `run(epochs)`: the median over `repeat` of a
+/// 6-epoch run minus a 1-epoch run, over 5, so the fixed costs (masks,
+/// initial and final evaluations) cancel.
+fn epoch_seconds(repeat: usize, run: &mut dyn FnMut(usize) -> Result<()>) -> Result<f64> {
+    let mut times = Vec::with_capacity(repeat);
+    for _ in 0..repeat {
+        let start = Instant::now();
+        run(1)?;
+        let one = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        run(6)?;
+        times.push((start.elapsed().as_secs_f64() - one) / 5.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
 }
 
 /// Objective (11) reached by SGD, Adam and FISTA in 64 epochs (iterations) on
@@ -420,34 +452,20 @@ fn constrained(root: &Path, data: &Dataset, repeat: usize) -> Result<()> {
 
 /// (21) on musk-1 at Table 3's size (K = 40, m1 = 100: 8 000 columns), as
 /// `experiments/table3_constrained.toml` solves it (the Newton polish from
-/// 100 iterations, a cap of 3 000), once: its time to the default
-/// tolerances against twice (11)+SGD's 100-epoch cap at `sgd_epoch`
-/// seconds per epoch (issue #15's budget), and its gap and violation
-/// against time as a plot.
+/// 100 iterations, a cap of 3 000), once in float64 and once with float32
+/// products: each one's time to the default tolerances against twice
+/// (11)+SGD's 100-epoch cap at `sgd_epoch` seconds per epoch (issue #15's
+/// budget), their ratio, and gap and violation against time as a plot.
 fn constrained_musk(root: &Path, data: &Dataset, sgd_epoch: f64) -> Result<()> {
+    use pathreg_solvers::Precision;
     let (x, y) = (data.x.view(), data.y.view());
     let arrangements =
         SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(4), K, x.ncols(), M1)?;
-    let settings = pathreg_solvers::AdmmSettings {
-        max_iterations: 3000,
-        polish_from: 100,
-        ..pathreg_solvers::AdmmSettings::default()
-    };
-    let started = Instant::now();
-    let solve = pathreg_solvers::solve_admm(x, y, &arrangements, 0.5, 1, &settings, None)?;
-    let seconds = started.elapsed().as_secs_f64();
     let budget = 2.0 * 100.0 * sgd_epoch;
     println!(
-        "(21) on musk-1 (n = {}, d = {}, K = {K}, m1 = {M1}), polished from 100 iterations, one run: {seconds:.1} s, {} iterations, converged {}, gap {:.1e}, violation {:.1e}, {}/{} groups active; twice (11)+SGD's 100 epochs: {budget:.1} s, time/budget {:.2}",
+        "(21) on musk-1 (n = {}, d = {}, K = {K}, m1 = {M1}), polished from 100 iterations, one run each; twice (11)+SGD's 100 epochs: {budget:.1} s",
         x.nrows(),
         x.ncols(),
-        solve.last.iteration,
-        solve.converged,
-        solve.last.relative_gap,
-        solve.last.violation,
-        solve.variables.active_groups(),
-        2 * K,
-        seconds / budget,
     );
     let mut plot = pathreg_report::LinePlot::new(
         "ADMM with the Newton polish on (21), musk-1, K = 40, m1 = 100",
@@ -455,10 +473,46 @@ fn constrained_musk(root: &Path, data: &Dataset, sgd_epoch: f64) -> Result<()> {
         "relative value",
     );
     plot.log_y = true;
-    plot.series.extend(gap_and_violation(&solve.history));
+    let mut seconds_by_precision = Vec::new();
+    for precision in [Precision::Float64, Precision::Float32] {
+        let settings = pathreg_solvers::AdmmSettings {
+            max_iterations: 3000,
+            polish_from: 100,
+            precision,
+            ..pathreg_solvers::AdmmSettings::default()
+        };
+        let started = Instant::now();
+        let solve = pathreg_solvers::solve_admm(x, y, &arrangements, 0.5, 1, &settings, None)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let name = match precision {
+            Precision::Float64 => "float64",
+            Precision::Float32 => "float32 products",
+        };
+        println!(
+            "  {name}: {seconds:.1} s, {} iterations ({} with float32 products), converged {}, objective {:.7}, gap {:.1e}, violation {:.1e}, {}/{} groups active; time/budget {:.2}",
+            solve.last.iteration,
+            solve.float32_iterations,
+            solve.converged,
+            solve.last.objective,
+            solve.last.relative_gap,
+            solve.last.violation,
+            solve.variables.active_groups(),
+            2 * K,
+            seconds / budget,
+        );
+        for mut series in gap_and_violation(&solve.history) {
+            series.name = format!("{}, {name}", series.name);
+            series.dashed = precision == Precision::Float32;
+            plot.series.push(series);
+        }
+        seconds_by_precision.push(seconds);
+    }
+    println!(
+        "  float64/float32 time: {:.2}",
+        seconds_by_precision[0] / seconds_by_precision[1]
+    );
     plot.caption = Some(format!(
-        "One solve to gap ≤ {:e} and violation ≤ {:e} (cap {} iterations); twice (11)+SGD's 100 epochs on the same machine: {budget:.1} s. Checks are every 10 iterations; a long straight segment is one polish (at 100, 200, 400, … iterations). Violations of exactly 0 are not drawn.",
-        settings.tol_gap, settings.tol_violation, settings.max_iterations
+        "One solve each to gap ≤ 1e-4 and violation ≤ 1e-6 (cap 3 000 iterations); twice (11)+SGD's 100 epochs on the same machine: {budget:.1} s. Checks are every 10 iterations; a long straight segment is one polish (at 100, 200, 400, … iterations). Violations of exactly 0 are not drawn."
     ));
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -107,8 +107,11 @@
 //!   the residuals are above `200 ε32` (about 2.4e-5) and float64 after: parkinsons
 //!   converges at 7 100 iterations (2 890 of them float32) to an objective
 //!   within 3e-8 of float64's. On small `d` the conversions cost what the
-//!   float32 products save; on musk-1 (`d` = 167, K = 40, m1 = 100, with the
-//!   polish) 1 600 iterations took 338 s against 406 s in float64;
+//!   float32 products save. On musk-1 (`d` = 166, K = 40, m1 = 100, with the
+//!   polish; `cargo xtask bench --only constrained`, one run each) both meet
+//!   the tolerances at 1 600 iterations, in 310 s with float32 products (all
+//!   of them: the polish at 1 600 converged before the residuals reached the
+//!   floor) against 438 s in float64, 1.41×;
 //! - restoring column by column (each neuron along its own gate column, then
 //!   the whole gate point for the second layer): 8 280 iterations;
 //! - a primal point from the dual side (each block of `V`'s support along
