@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: medians of the Table 2 stages on this machine, then
 //! (when the UCI files can be loaded: fetched, or `PATHREG_MIRROR`) one epoch
 //! of each Table 3 trainer on musk-1 and the solver comparison for (11); the
-//! constrained program (21) by ADMM against Clarabel on parkinsons and one
+//! constrained program (21) by ADMM against Clarabel on parkinsons and on
+//! four datasets of growing `d`, and one
 //! polished (21) solve on musk-1 at Table 3's size, in float64 and with
 //! float32 products; then (when Fashion-MNIST can be loaded) Figure 5's
 //! float32 epochs against PyTorch (`--only tables`, `--only constrained` or
@@ -48,8 +49,10 @@ pub struct BenchArgs {
 enum Section {
     /// Table 2's stages and manifest, and Table 3's epochs and solvers for (11).
     Tables,
-    /// The constrained program (21) by ADMM: parkinsons against Clarabel,
-    /// musk-1 against (11)+SGD's epochs, float64 against float32 products.
+    /// The constrained program (21) by ADMM: against Clarabel on parkinsons
+    /// and by size (`d` from 22 to 166), on musk-1 against (11)+SGD's
+    /// epochs, float64 against float32 products (about 45 minutes on 2
+    /// cores, 20 of them Clarabel on musk-1).
     Constrained,
     /// Figure 5's epochs against PyTorch.
     Images,
@@ -66,6 +69,7 @@ pub fn run(args: BenchArgs, root: &Path) -> Result<ExitCode> {
         match (uci("parkinsons"), uci("musk-1")) {
             (Ok(parkinsons), Ok(musk)) => {
                 constrained(root, &parkinsons, repeat)?;
+                constrained_by_size(&SIZES)?;
                 let arrangements = SampledArrangements::sample(
                     &mut ChaCha8Rng::seed_from_u64(1),
                     K,
@@ -352,30 +356,7 @@ fn constrained(root: &Path, data: &Dataset, repeat: usize) -> Result<()> {
         polish_from: 100,
         ..settings
     })?;
-    let triples = arrangements.triples(x)?;
-    let geometries: Vec<pathreg_core::convex::TripleGeometry> = triples
-        .iter()
-        .map(|t| pathreg_core::convex::TripleGeometry::new(x, t))
-        .collect();
-    let refs: Vec<&pathreg_core::convex::TripleGeometry> = geometries.iter().collect();
-    let conic_settings = pathreg_solvers::ConicSettings {
-        scaling: pathreg_solvers::Scaling::to_unit(x, y),
-        ..pathreg_solvers::ConicSettings::default()
-    };
-    let mut conic = None;
-    let clarabel = median(runs, || {
-        conic = Some(pathreg_solvers::solve_conic(
-            x,
-            y,
-            &triples,
-            &refs,
-            beta,
-            1,
-            &conic_settings,
-        )?);
-        Ok::<(), pathreg_solvers::SolverError>(())
-    })?;
-    let conic = conic.context("no Clarabel run")?;
+    let (clarabel, conic) = clarabel_on(data, &arrangements, beta, runs)?;
     println!(
         "constrained program (21) on parkinsons (n = {}, d = {}, K = {k}, m1 = {m1}, β = {beta}), medians over {runs}:",
         x.nrows(),
@@ -447,6 +428,83 @@ fn constrained(root: &Path, data: &Dataset, repeat: usize) -> Result<()> {
         conic.primal_objective,
         (solve.last.objective - conic.primal_objective).abs() / conic.primal_objective.abs(),
     );
+    Ok(())
+}
+
+/// Clarabel on (21) over `arrangements` of `data`: its median time over
+/// `runs` solves and the last solve.
+fn clarabel_on(
+    data: &Dataset,
+    arrangements: &SampledArrangements,
+    beta: f64,
+    runs: usize,
+) -> Result<(f64, pathreg_solvers::ConicSolve)> {
+    let (x, y) = (data.x.view(), data.y.view());
+    let triples = arrangements.triples(x)?;
+    let geometries: Vec<pathreg_core::convex::TripleGeometry> = triples
+        .iter()
+        .map(|t| pathreg_core::convex::TripleGeometry::new(x, t))
+        .collect();
+    let refs: Vec<&pathreg_core::convex::TripleGeometry> = geometries.iter().collect();
+    let settings = pathreg_solvers::ConicSettings {
+        scaling: pathreg_solvers::Scaling::to_unit(x, y),
+        ..pathreg_solvers::ConicSettings::default()
+    };
+    let mut conic = None;
+    let seconds = median(runs, || {
+        conic = Some(pathreg_solvers::solve_conic(
+            x, y, &triples, &refs, beta, 1, &settings,
+        )?);
+        Ok::<(), pathreg_solvers::SolverError>(())
+    })?;
+    Ok((seconds, conic.context("no Clarabel run")?))
+}
+
+/// The datasets of [`constrained_by_size`], by `d`: 22, 33, 60 and 166.
+const SIZES: [&str; 4] = [
+    "parkinsons",
+    "ionosphere",
+    "conn-bench-sonar-mines-rocks",
+    "musk-1",
+];
+
+/// Polished ADMM (`polish_from = 100`) against Clarabel on (21) with
+/// parkinsons' model (K = 8, m1 = 10, β = 0.5, seed-4 arrangements) over
+/// datasets of growing `d`, one run each: Clarabel's interior-point cost
+/// grows with the `d·m1` variables per block far faster than ADMM's
+/// products, so this is where issue #15's "10× Clarabel at the largest
+/// size it manages" is decided.
+fn constrained_by_size(names: &[&str]) -> Result<()> {
+    let (k, m1, beta) = (8, 10, 0.5);
+    println!(
+        "(21) with K = {k}, m1 = {m1}, β = {beta} by size, one run each: polished ADMM (polish_from = 100, default tolerances, cap 20 000) against Clarabel"
+    );
+    for name in names {
+        let data = uci(name)?;
+        let (x, y) = (data.x.view(), data.y.view());
+        let arrangements =
+            SampledArrangements::sample(&mut ChaCha8Rng::seed_from_u64(4), k, x.ncols(), m1)?;
+        let settings = pathreg_solvers::AdmmSettings {
+            polish_from: 100,
+            ..pathreg_solvers::AdmmSettings::default()
+        };
+        let started = Instant::now();
+        let admm = pathreg_solvers::solve_admm(x, y, &arrangements, beta, 1, &settings, None)?;
+        let admm_seconds = started.elapsed().as_secs_f64();
+        let (clarabel, conic) = clarabel_on(&data, &arrangements, beta, 1)?;
+        println!(
+            "  {name} (n = {}, d = {}): ADMM {admm_seconds:.2} s ({} iterations, converged {}, gap {:.1e}, violation {:.1e}); Clarabel {clarabel:.2} s ({}); Clarabel/ADMM time {:.1}, objectives differ by {:.1e} (relative)",
+            x.nrows(),
+            x.ncols(),
+            admm.last.iteration,
+            admm.converged,
+            admm.last.relative_gap,
+            admm.last.violation,
+            conic.status,
+            clarabel / admm_seconds,
+            (admm.last.objective - conic.primal_objective).abs() / conic.primal_objective.abs(),
+        );
+    }
     Ok(())
 }
 
