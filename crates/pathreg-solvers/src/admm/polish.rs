@@ -94,6 +94,16 @@
 //! release passes take it to 0.5109890 (six, were they allowed, to
 //! 0.5109850) against the optimum 0.5109633, with the support blocks'
 //! ratios up to 1.0002 and a gap of 2.2e-4.
+//! On ionosphere (K = 8, m1 = 10) every polish up to 12 800 iterations
+//! fails: the early ones at their first round (2 247 of 4 156 faces
+//! violated at 100), the late ones by the cascade rule (at 6 400 the
+//! rounds add 19, 12, 5, then 73 faces). Without that rule they still do
+//! not settle within [`ROUNDS`] (at 6 400 the rounds add 97, 21, 21, 12
+//! and the support loses a block; at 1 600 they add up to 8 763 and empty
+//! all but 8 blocks to an objective of zero's). Full Newton steps that
+//! then add every face they cross do not converge here; a step stopped at
+//! the first face it would cross (a primal active-set method, monotone by
+//! construction) is the untried remedy.
 //! It is off by default
 //! ([`AdmmSettings::polish_from`](super::AdmmSettings::polish_from)).
 
