@@ -10,7 +10,7 @@ mod common;
 use common::uci;
 use pathreg_core::convex::{TripleGeometry, group_weight};
 use pathreg_core::unconstrained::{self, SampledArrangements};
-use pathreg_solvers::{AdmmSettings, ConicSettings, Scaling, solve_admm, solve_conic};
+use pathreg_solvers::{AdmmPoint, AdmmSettings, ConicSettings, Scaling, solve_admm, solve_conic};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -33,15 +33,7 @@ fn admm_and_clarabel_agree_to_1e_5_on_parkinsons() {
     assert!(admm.last.violation <= 1e-6, "{:?}", admm.last);
 
     let reference = clarabel_optimum(x, y, &arrangements, beta);
-    let relative = (admm.last.objective - reference).abs() / reference;
-    assert!(
-        relative <= 1e-5,
-        "ADMM {:?}, Clarabel {reference}",
-        admm.last
-    );
-    // ADMM's certified interval holds Clarabel's optimum.
-    assert!(admm.last.lower_bound <= reference * (1.0 + 1e-9));
-    assert!(admm.last.objective >= reference * (1.0 - 1e-9));
+    assert_agrees_with(&admm.last, reference, 1e-5);
 
     // An independent certificate from the exact cone projections of the
     // dual constraints (16)–(17) (`TripleGeometry::dual_ratio`, the exact
@@ -124,6 +116,18 @@ fn clarabel_optimum(
     clarabel.primal_objective
 }
 
+/// ADMM's objective at `last` is within `relative` of Clarabel's optimum
+/// `reference`, and its certified interval holds that optimum.
+fn assert_agrees_with(last: &AdmmPoint, reference: f64, relative: f64) {
+    let difference = (last.objective - reference).abs() / reference;
+    assert!(
+        difference <= relative,
+        "ADMM {last:?}, Clarabel {reference}"
+    );
+    assert!(last.lower_bound <= reference * (1.0 + 1e-9));
+    assert!(last.objective >= reference * (1.0 - 1e-9));
+}
+
 /// On sonar (d = 60, so 600 variables per block), where Clarabel takes
 /// about a hundred times the polished ADMM's time (`cargo xtask bench
 /// --only constrained`), the two agree to 1e-5 at ADMM's default
@@ -145,14 +149,7 @@ fn polished_admm_and_clarabel_agree_on_sonar() {
     assert!(admm.converged, "{:?}", admm.last);
     assert!(admm.last.violation <= 1e-6, "{:?}", admm.last);
     let reference = clarabel_optimum(x, y, &arrangements, beta);
-    let relative = (admm.last.objective - reference).abs() / reference;
-    assert!(
-        relative <= 1e-5,
-        "ADMM {:?}, Clarabel {reference}",
-        admm.last
-    );
-    assert!(admm.last.lower_bound <= reference * (1.0 + 1e-9));
-    assert!(admm.last.objective >= reference * (1.0 - 1e-9));
+    assert_agrees_with(&admm.last, reference, 1e-5);
 }
 
 /// The polish at Table 3's size (K = 40, m1 = 100, so `d·m1` = 5 700 on
