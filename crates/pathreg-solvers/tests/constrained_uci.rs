@@ -3,7 +3,7 @@
 //! note when it is absent): run to a certified gap of 1e-5, the two optima
 //! agree within 1e-5 relative; with the Newton polish, a certified gap of
 //! 1e-6 in fewer iterations, and within 1e-8; the polished solve and
-//! Clarabel agree on sonar too; and the polish at Table 3's size. Times are in `cargo xtask bench`.
+//! Clarabel agree on sonar and ionosphere too; and the polish at Table 3's size. Times are in `cargo xtask bench`.
 
 mod common;
 
@@ -134,7 +134,23 @@ fn assert_agrees_with(last: &AdmmPoint, reference: f64, relative: f64) {
 /// tolerances, and Clarabel's optimum lies in ADMM's certified interval.
 #[test]
 fn polished_admm_and_clarabel_agree_on_sonar() {
-    let Some((train, _)) = uci("conn-bench-sonar-mines-rocks") else {
+    assert_polished_agrees("conn-bench-sonar-mines-rocks", 1e-5);
+}
+
+/// On ionosphere no polish settles by full Newton steps (the solve stopped
+/// at the 20 000 cap with a gap of 1.3e-3); the active-set steps settle the
+/// one at 6 400 iterations, and the solve meets the default tolerances with
+/// Clarabel's optimum in its interval, within the 1e-4 gap of it (6.4e-5
+/// measured).
+#[test]
+fn polished_admm_converges_and_agrees_with_clarabel_on_ionosphere() {
+    assert_polished_agrees("ionosphere", 1e-4);
+}
+
+/// Polished ADMM (K = 8, m1 = 10, β = 0.5, cap 20 000) meets its default
+/// tolerances on `dataset`, and agrees with Clarabel to `relative`.
+fn assert_polished_agrees(dataset: &str, relative: f64) {
+    let Some((train, _)) = uci(dataset) else {
         return;
     };
     let (x, y) = (train.x.view(), train.y.view());
@@ -149,7 +165,7 @@ fn polished_admm_and_clarabel_agree_on_sonar() {
     assert!(admm.converged, "{:?}", admm.last);
     assert!(admm.last.violation <= 1e-6, "{:?}", admm.last);
     let reference = clarabel_optimum(x, y, &arrangements, beta);
-    assert_agrees_with(&admm.last, reference, 1e-5);
+    assert_agrees_with(&admm.last, reference, relative);
 }
 
 /// The polish at Table 3's size (K = 40, m1 = 100, so `d·m1` = 5 700 on
